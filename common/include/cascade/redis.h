@@ -26,7 +26,8 @@ redisReply *cx_redis_cmdargv(cx_redis_t *r, int argc, const char **argv,
                              const size_t *argvlen, cx_err_t *err);
 
 /* A Lua script run with EVALSHA, loading it on NOSCRIPT (after a Redis
- * restart too). Declare once: static cx_redis_script_t s = {LUA_TEXT}; */
+ * restart too). Declare once: static cx_redis_script_t s = {.lua = LUA_TEXT};
+ * (designated, so -Wmissing-field-initializers stays quiet). */
 typedef struct cx_redis_script {
     const char *lua;
     char sha[41]; /* filled on first use */
