@@ -20,8 +20,9 @@ int cx_png_decode(const void *data, size_t len, size_t max_pixels,
                   uint16_t **px, uint32_t *width, uint32_t *height,
                   int *bit_depth, cx_err_t *err);
 
-/* Row filter for cx_png_encode_ex. NONE is the fastest; UP/PAETH/ALL trade
- * encode time for size (see the timing note in png16.c). */
+/* Row filter for cx_png_encode_ex. Measured on 512x512 16-bit noisy
+ * radiograph-like images at zlib level 1: UP encodes as fast as NONE and is
+ * ~11% smaller; PAETH/ALL cost more time for <1% more (see png16.c). */
 typedef enum {
     CX_PNG_FILTER_NONE = 0,
     CX_PNG_FILTER_SUB,
@@ -30,7 +31,7 @@ typedef enum {
     CX_PNG_FILTER_ALL /* libpng's adaptive choice per row */
 } cx_png_filter_t;
 
-/* cx_png_encode with an explicit row filter (cx_png_encode uses NONE). */
+/* cx_png_encode with an explicit row filter (cx_png_encode uses UP). */
 int cx_png_encode_ex(const uint16_t *px, uint32_t width, uint32_t height,
                      int bit_depth, int zlevel, cx_png_filter_t filter,
                      cx_buf_t *out, cx_err_t *err);
