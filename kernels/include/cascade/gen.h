@@ -51,6 +51,24 @@ int cx_generate(const cx_model_t *m, size_t class_idx,
                 const cx_sample_params_t *p, uint64_t seed, uint32_t index,
                 uint16_t *out, cx_err_t *err);
 
+/* Where cx_generate_timed's time went, accumulated (+=) over calls:
+ * denoise = projections onto the basis and class means plus the low-rank
+ * reconstruction of E[x0 | x]; update = the sampler's step arithmetic and
+ * its noise (initial and DDIM eta); quantise = clamping and rounding. */
+typedef struct cx_gen_timing {
+    double denoise_s;
+    double update_s;
+    double quantise_s;
+    uint64_t evals; /* denoiser evaluations */
+} cx_gen_timing_t;
+
+/* cx_generate that also adds its phase timings into *timing (not NULL).
+ * Same output bytes as cx_generate. */
+int cx_generate_timed(const cx_model_t *m, size_t class_idx,
+                      const cx_sample_params_t *p, uint64_t seed,
+                      uint32_t index, uint16_t *out, cx_gen_timing_t *timing,
+                      cx_err_t *err);
+
 /* Philox4x32-10 counter-based generator (Salmon et al., SC'11). */
 void cx_philox4x32(const uint32_t ctr[4], const uint32_t key[2],
                    uint32_t out[4]);
