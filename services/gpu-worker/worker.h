@@ -1,0 +1,60 @@
+/* A gpu-worker's unit of work: fence an Assignment against Redis, generate
+ * the unit's samples (in parallel on a cx_pool), encode them as PNG, write
+ * them to staging and report a StagedBatch.
+ *
+ * Staging keys: <job>/staging/<unit>/<attempt>/<index>.png in the unit's
+ * store (cx_service_store(svc, unit->output_uri)). A generation error (bad
+ * checkpoint, class, parameters) is reported as a StagedBatch with
+ * `failure` set; a retriable store error (disk full, I/O) is retried with
+ * backoff until it passes or the service stops. Single-threaded API: call
+ * from the service loop (it uses svc->redis and svc->producer). */
+#ifndef CX_WORKER_WORKER_H
+#define CX_WORKER_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cascade/codec.h"
+#include "cascade/err.h"
+#include "cascade/kafka.h"
+#include "cascade/service.h"
+#include "cascade/util.h"
+
+typedef struct cx_worker_conf {
+    const char *id;       /* this worker's name (cx:worker:<id>) */
+    const char *gpu_type; /* reported in StagedBatch */
+    int png_level;        /* zlib level 0..9 */
+    unsigned threads;     /* 0: one per CPU */
+    size_t models;        /* checkpoints kept warm (at least 1) */
+} cx_worker_conf_t;
+
+typedef struct cx_worker cx_worker_t;
+
+/* svc must outlive the worker; conf strings too. */
+cx_worker_t *cx_worker_new(cx_service_t *svc, const cx_worker_conf_t *conf,
+                           cx_err_t *err);
+void cx_worker_destroy(cx_worker_t *w);
+
+/* 1 if cx:unit:<unit> still says state=leased, worker=me and the
+ * Assignment's epoch, and the job is not CANCELLED; 0 if the Assignment is
+ * stale or foreign; -1 with err. */
+int cx_worker_check(cx_worker_t *w, const cx_assignment_t *a, cx_err_t *err);
+
+/* Runs the unit and appends the packed StagedBatch to out (samples with
+ * keys and sizes, timing, gpu_type; or `failure`). -1 with err when a
+ * store error outlasted the service (retriable: the Assignment will be
+ * redelivered) or out of memory. */
+int cx_worker_run(cx_worker_t *w, const cx_assignment_t *a, cx_buf_t *out,
+                  cx_err_t *err);
+
+/* One message of the worker's dispatch partition: decode (malformed:
+ * dead-lettered), skip foreign or stale ones, run, produce to
+ * cascade.staged and flush. 0: the caller stores the offset; -1 with err. */
+int cx_worker_handle(cx_worker_t *w, const cx_msg_t *m, cx_err_t *err);
+
+/* After a drain: waits up to timeout_ms until the scheduler has ended the
+ * lease of the last unit this worker staged (it left the inflight set), so
+ * deregistering does not make the scheduler re-issue finished work. */
+void cx_worker_wait_acked(cx_worker_t *w, int timeout_ms);
+
+#endif
