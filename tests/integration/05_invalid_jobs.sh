@@ -33,13 +33,14 @@ reject huge-width "width" "job_id: bad-width" "classes:" "  - {name: normal, cou
 reject huge-total "total" "job_id: bad-total" "total: 99999999999999" "classes:" "  - {name: normal, proportion: 1}" "$gen"
 reject json-bad "count" '{"job_id": "bad-json", "classes": [{"name": "normal", "count": -1}]}'
 
-# Straight to Kafka: a JobSpec (job_id "raw-bad", field 101) with no class.
-printf '\xaa\x06\x07raw-bad' >"$dir/raw.bin"
+# Straight to Kafka: a JobSpec (job_id "raw-bad", field 101) asking for a
+# class (field 107: name, count 5) that the checkpoint does not have.
+printf '\xaa\x06\x07raw-bad\xda\x06\x10\x0a\x0cpneumothorax\x10\x05' >"$dir/raw.bin"
 cx_cxdev produce cascade.jobs --key raw-bad --file "$dir/raw.bin"
 cx_wait_for "cx_cxdev tail cascade.job-events --from-beginning --timeout-ms 2000 | grep raw-bad | grep -q REJECTED" 60 \
     || cx_fail "planner did not reject the raw spec"
 reason=$(cx_rcli HGET cx:job:raw-bad reason)
-echo "$reason" | grep -qi class || cx_fail "rejection reason does not name the problem: $reason"
+echo "$reason" | grep -q pneumothorax || cx_fail "rejection reason does not name the problem: $reason"
 
 # Nothing reached the store.
 n=$(find "$(cx_store_dir)" -type f | wc -l)

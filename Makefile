@@ -1,0 +1,52 @@
+# Entry points. `make test` is what CI runs (.ci/run).
+#   make deps       Debian packages + Kafka jars (scripts/deps.sh; idempotent)
+#   make build      release build (RelWithDebInfo) in build/
+#   make build-asan ASan+UBSan build in build-asan/
+#   make test       deps, ASan build, every ctest label (unit + integration,
+#                   the `stack` fixture starts a broker and Redis), then
+#                   valgrind memcheck of the unit suites on the release build
+#   make demo       deps, build, then scripts/demo.sh (stack in run/demo)
+#   make stop       stops the demo stack
+JOBS ?= 2
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+CTEST_ARGS ?=
+
+.PHONY: all deps build build-asan test test-asan memcheck demo stop clean
+
+all: build
+
+deps:
+	scripts/deps.sh
+
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCASCADE_SANITIZE=OFF
+	cmake --build $(BUILD) -j$(JOBS)
+
+build-asan:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCASCADE_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+# ASan/UBSan findings fail the test that hit them; leaks are reported at
+# exit of each process.
+test-asan: build-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS) $(CTEST_ARGS)
+
+memcheck: build
+	tests/harness/memcheck.py $(BUILD)
+
+# Both halves run even when the first fails, so one CI run reports both.
+test: deps
+	@rc=0; $(MAKE) test-asan || rc=1; $(MAKE) memcheck || rc=1; \
+	if [ $$rc -ne 0 ]; then echo "make test: FAILED (see above)"; fi; exit $$rc
+
+demo: deps build
+	scripts/demo.sh
+
+stop:
+	scripts/stack.sh stop run/demo
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
