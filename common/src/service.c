@@ -187,3 +187,51 @@ int cx_service_configure(const cx_conf_entry_t *table, void *cfg,
     CX_ERROR("msg=\"bad configuration\" error=\"%s\"", err.msg);
     return 2;
 }
+
+/* Retries one message until it succeeds, is dead-lettered or we stop.
+ * Returns 1 when the offset may be stored, 0 when stopping left it. */
+static int cx__handle_until_done(cx_service_t *svc, cx_service_handler_fn fn,
+                                 void *ctx, const cx_msg_t *m) {
+    for (unsigned attempt = 0;; attempt++) {
+        cx_err_t e;
+        if (fn(svc, ctx, m, &e) == 0) return 1;
+        if (!e.retriable) {
+            /* Retrying cannot help: record why and move on. */
+            CX_ERROR("message dead-lettered partition=%d offset=%lld "
+                     "reason=\"%s\"",
+                     (int)m->partition, (long long)m->offset, e.msg);
+            cx_err_t de;
+            if (cx_deadletter(svc->producer, svc->name, m, e.msg, NULL, NULL,
+                              &de) == 0)
+                return 1;
+            e = de;
+        }
+        CX_WARN("message retry partition=%d offset=%lld attempt=%u "
+                "reason=\"%s\"",
+                (int)m->partition, (long long)m->offset, attempt, e.msg);
+        if (cx_backoff_sleep(attempt, 100, 10000, cx_service_stop_flag()))
+            return 0;
+    }
+}
+
+int cx_service_consume(cx_service_t *svc, cx_consumer_t *c,
+                       cx_service_handler_fn fn, void *ctx) {
+    unsigned poll_fail = 0;
+    while (!cx_service_stopping()) {
+        cx_msg_t *m = NULL;
+        cx_err_t e;
+        int rc = cx_consumer_poll(c, 500, &m, &e);
+        if (rc == 0) continue;
+        if (rc < 0) {
+            CX_WARN("consume failed reason=\"%s\"", e.msg);
+            cx_backoff_sleep(poll_fail++, 100, 5000, cx_service_stop_flag());
+            continue;
+        }
+        poll_fail = 0;
+        if (cx__handle_until_done(svc, fn, ctx, m))
+            cx_consumer_done(c, m);
+        else
+            cx_msg_free(m);
+    }
+    return 0;
+}

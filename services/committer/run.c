@@ -87,46 +87,12 @@ done:
     return rc;
 }
 
+static int cx__handle(cx_service_t *svc, void *ctx, const cx_msg_t *m,
+                      cx_err_t *err) {
+    (void)ctx;
+    return cx_committer_handle(svc, m, err);
+}
+
 int cx_committer_run(cx_service_t *svc, cx_consumer_t *c) {
-    unsigned poll_fail = 0;
-    while (!cx_service_stopping()) {
-        cx_msg_t *m = NULL;
-        cx_err_t e;
-        int rc = cx_consumer_poll(c, 500, &m, &e);
-        if (rc == 0) continue;
-        if (rc < 0) {
-            CX_WARN("consume failed reason=\"%s\"", e.msg);
-            cx_backoff_sleep(poll_fail++, 100, 5000, cx_service_stop_flag());
-            continue;
-        }
-        poll_fail = 0;
-        for (unsigned attempt = 0;; attempt++) {
-            if (cx_committer_handle(svc, m, &e) == 0) {
-                cx_consumer_done(c, m);
-                break;
-            }
-            if (!e.retriable) {
-                CX_ERROR("verdict dead-lettered partition=%d offset=%lld "
-                         "reason=\"%s\"",
-                         (int)m->partition, (long long)m->offset, e.msg);
-                cx_err_t de;
-                if (cx_deadletter(svc->producer, "committer", m, e.msg, NULL,
-                                  NULL, &de) == 0) {
-                    cx_consumer_done(c, m);
-                    break;
-                }
-                e = de;
-            }
-            CX_WARN("verdict retry partition=%d offset=%lld attempt=%u "
-                    "reason=\"%s\"",
-                    (int)m->partition, (long long)m->offset, attempt, e.msg);
-            if (cx_backoff_sleep(attempt, 100, 10000,
-                                 cx_service_stop_flag())) {
-                /* Stopping: leave the offset unstored, it is redelivered. */
-                cx_msg_free(m);
-                break;
-            }
-        }
-    }
-    return 0;
+    return cx_service_consume(svc, c, cx__handle, NULL);
 }

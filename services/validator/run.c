@@ -77,47 +77,11 @@ done:
     return rc;
 }
 
+static int cx__handle(cx_service_t *svc, void *ctx, const cx_msg_t *m,
+                      cx_err_t *err) {
+    return cx_validator_handle(svc, ctx, m, err);
+}
+
 int cx_validator_run(cx_service_t *svc, cx_validator_t *v, cx_consumer_t *c) {
-    unsigned poll_fail = 0;
-    while (!cx_service_stopping()) {
-        cx_msg_t *m = NULL;
-        cx_err_t e;
-        int rc = cx_consumer_poll(c, 500, &m, &e);
-        if (rc == 0) continue;
-        if (rc < 0) {
-            CX_WARN("consume failed reason=\"%s\"", e.msg);
-            cx_backoff_sleep(poll_fail++, 100, 5000, cx_service_stop_flag());
-            continue;
-        }
-        poll_fail = 0;
-        for (unsigned attempt = 0;; attempt++) {
-            if (cx_validator_handle(svc, v, m, &e) == 0) {
-                cx_consumer_done(c, m);
-                break;
-            }
-            if (!e.retriable) {
-                /* Retrying cannot help: record why and move on. */
-                CX_ERROR("batch dead-lettered partition=%d offset=%lld "
-                         "reason=\"%s\"",
-                         (int)m->partition, (long long)m->offset, e.msg);
-                cx_err_t de;
-                if (cx_deadletter(svc->producer, "validator", m, e.msg, NULL,
-                                  NULL, &de) == 0) {
-                    cx_consumer_done(c, m);
-                    break;
-                }
-                e = de;
-            }
-            CX_WARN("batch retry partition=%d offset=%lld attempt=%u "
-                    "reason=\"%s\"",
-                    (int)m->partition, (long long)m->offset, attempt, e.msg);
-            if (cx_backoff_sleep(attempt, 100, 10000,
-                                 cx_service_stop_flag())) {
-                /* Stopping: leave the offset unstored, it is redelivered. */
-                cx_msg_free(m);
-                break;
-            }
-        }
-    }
-    return 0;
+    return cx_service_consume(svc, c, cx__handle, v);
 }

@@ -53,4 +53,19 @@ volatile int *cx_service_stop_flag(void);
 int cx_service_configure(const cx_conf_entry_t *table, void *cfg,
                          const char *name, int argc, char **argv);
 
+/* Handles one consumed message. Returns 0 once its effect is durable (the
+ * offset may then be stored), or -1 with err: err->retriable says whether
+ * the same message is tried again (broker down, disk full) or cannot ever
+ * succeed and goes to the dead-letter topic. */
+typedef int (*cx_service_handler_fn)(cx_service_t *svc, void *ctx,
+                                     const cx_msg_t *m, cx_err_t *err);
+
+/* The commit-after-effect consume loop shared by the stage services: polls
+ * `c`, runs `fn` on each message, retries retriable failures with backoff,
+ * dead-letters the others under svc->name, and stores the offset only after
+ * success or a delivered dead letter. Returns when a stop is requested; the
+ * message in hand is then left unstored, so it is redelivered. */
+int cx_service_consume(cx_service_t *svc, cx_consumer_t *c,
+                       cx_service_handler_fn fn, void *ctx);
+
 #endif
