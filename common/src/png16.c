@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <png.h>
+#include <zlib.h>
 
 #define CX__PNG_DEFAULT_MAX_PIXELS ((size_t)64 << 20)
 
@@ -21,7 +22,7 @@ typedef struct {
     size_t out_start;
     uint8_t *row8;
     const uint16_t *src;
-    int zlevel, filter;
+    int zlevel, filter, strategy;
     /* decode */
     const uint8_t *in;
     size_t in_len, in_pos;
@@ -77,6 +78,7 @@ static void encode_rows(png_structp png, png_infop info, cx__png_ctx *c) {
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                  PNG_FILTER_TYPE_DEFAULT);
     png_set_compression_level(png, zlevel);
+    png_set_compression_strategy(png, c->strategy);
     png_set_filter(png, PNG_FILTER_TYPE_BASE, flags);
     png_write_info(png, info);
     if (bit_depth == 16) {
@@ -98,10 +100,36 @@ static void encode_rows(png_structp png, png_infop info, cx__png_ctx *c) {
     png_write_end(png, NULL);
 }
 
+static int zlib_strategy(cx_png_strategy_t s) {
+    switch (s) {
+    case CX_PNG_STRATEGY_DEFAULT: return Z_DEFAULT_STRATEGY;
+    case CX_PNG_STRATEGY_FILTERED: return Z_FILTERED;
+    case CX_PNG_STRATEGY_HUFFMAN: return Z_HUFFMAN_ONLY;
+    case CX_PNG_STRATEGY_RLE: return Z_RLE;
+    }
+    return -1;
+}
+
+int cx_png_strategy_parse(const char *name) {
+    static const char *const names[] = {"default", "filtered", "huffman",
+                                        "rle"};
+    for (int i = 0; name && i < 4; i++)
+        if (strcmp(name, names[i]) == 0) return i;
+    return -1;
+}
+
 int cx_png_encode_ex(const uint16_t *px, uint32_t width, uint32_t height,
                      int bit_depth, int zlevel, cx_png_filter_t filter,
                      cx_buf_t *out, cx_err_t *err) {
-    int flags = filter_flags(filter);
+    cx_png_opts_t o = {zlevel, filter, CX_PNG_STRATEGY_DEFAULT};
+    return cx_png_encode_opts(px, width, height, bit_depth, &o, out, err);
+}
+
+int cx_png_encode_opts(const uint16_t *px, uint32_t width, uint32_t height,
+                       int bit_depth, const cx_png_opts_t *opts,
+                       cx_buf_t *out, cx_err_t *err) {
+    int zlevel = opts->zlevel, flags = filter_flags(opts->filter);
+    int strategy = zlib_strategy(opts->strategy);
     if (!px || !out || width == 0 || height == 0 || width > PNG_USER_WIDTH_MAX ||
         height > PNG_USER_HEIGHT_MAX)
         return cx_err_set(err, CX_EINVAL, 0, "png encode: bad image %ux%u",
@@ -109,10 +137,11 @@ int cx_png_encode_ex(const uint16_t *px, uint32_t width, uint32_t height,
     if (bit_depth != 8 && bit_depth != 16)
         return cx_err_set(err, CX_EINVAL, 0,
                           "png encode: bit depth %d is not 8 or 16", bit_depth);
-    if (zlevel < 0 || zlevel > 9 || flags < 0)
+    if (zlevel < 0 || zlevel > 9 || flags < 0 || strategy < 0)
         return cx_err_set(err, CX_EINVAL, 0,
-                          "png encode: zlib level %d / filter %d out of range",
-                          zlevel, (int)filter);
+                          "png encode: zlib level %d / filter %d / strategy "
+                          "%d out of range",
+                          zlevel, (int)opts->filter, (int)opts->strategy);
 
     cx__png_ctx c;
     memset(&c, 0, sizeof c);
@@ -124,6 +153,7 @@ int cx_png_encode_ex(const uint16_t *px, uint32_t width, uint32_t height,
     c.depth = bit_depth;
     c.zlevel = zlevel;
     c.filter = flags;
+    c.strategy = strategy;
     png_structp png =
         png_create_write_struct(PNG_LIBPNG_VER_STRING, &c, on_error, on_warning);
     if (!png) return cx_err_set(err, CX_ENOMEM, 0, "png encode: out of memory");

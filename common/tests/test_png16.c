@@ -15,7 +15,7 @@ static uint16_t rnd16(void) {
 }
 
 static uint16_t *noise(uint32_t w, uint32_t h, uint16_t mask) {
-    uint16_t *px = malloc((size_t)w * h * sizeof *px);
+    uint16_t *px = calloc((size_t)w * h, sizeof *px);
     for (size_t i = 0; i < (size_t)w * h; i++) px[i] = rnd16() & mask;
     return px;
 }
@@ -96,6 +96,54 @@ START_TEST(test_png_encode_bad_args) {
     ck_assert_int_eq(cx_png_encode(px, 2, 2, 16, 10, &b, &err), -1);
     ck_assert_int_eq(cx_png_encode_ex(px, 2, 2, 16, 1, (cx_png_filter_t)99, &b, &err), -1);
     ck_assert_uint_eq(b.len, 0);
+}
+END_TEST
+
+/* Every strategy and filter decodes back to the same pixels; HUFFMAN on a
+ * smooth ramp with mild noise is smaller than storing it. */
+START_TEST(test_png_strategies) {
+    uint32_t w = 96, h = 64;
+    uint16_t *px = malloc((size_t)w * h * sizeof *px);
+    for (uint32_t y = 0; y < h; y++)
+        for (uint32_t x = 0; x < w; x++)
+            px[y * w + x] = (uint16_t)(20000 + 150 * x + 90 * y +
+                                       (rnd16() & 0x3f));
+    const char *names[] = {"default", "filtered", "huffman", "rle"};
+    size_t stored = 0;
+    for (int f = CX_PNG_FILTER_NONE; f <= CX_PNG_FILTER_ALL; f++)
+        for (int s = 0; s < 4; s++) {
+            ck_assert_int_eq(cx_png_strategy_parse(names[s]), s);
+            for (int level = 0; level <= 1; level++) {
+                cx_png_opts_t o = {level, (cx_png_filter_t)f,
+                                   (cx_png_strategy_t)s};
+                cx_buf_t b = {0};
+                cx_err_t e;
+                ck_assert_int_eq(cx_png_encode_opts(px, w, h, 16, &o, &b, &e),
+                                 0);
+                uint16_t *out;
+                uint32_t ow, oh;
+                int depth;
+                ck_assert_int_eq(cx_png_decode(b.data, b.len, 0, &out, &ow,
+                                               &oh, &depth, &e),
+                                 0);
+                ck_assert_mem_eq(out, px, (size_t)w * h * sizeof *px);
+                if (level == 0 && f == CX_PNG_FILTER_NONE && s == 0)
+                    stored = b.len;
+                if (level == 1 && f == CX_PNG_FILTER_UP &&
+                    s == CX_PNG_STRATEGY_HUFFMAN)
+                    ck_assert_uint_lt(b.len, stored);
+                free(out);
+                cx_buf_free(&b);
+            }
+        }
+    ck_assert_int_eq(cx_png_strategy_parse("zstd"), -1);
+    ck_assert_int_eq(cx_png_strategy_parse(NULL), -1);
+    cx_png_opts_t bad = {1, CX_PNG_FILTER_UP, (cx_png_strategy_t)9};
+    cx_buf_t b = {0};
+    cx_err_t e;
+    ck_assert_int_eq(cx_png_encode_opts(px, w, h, 16, &bad, &b, &e), -1);
+    ck_assert_int_eq(e.code, CX_EINVAL);
+    free(px);
 }
 END_TEST
 
@@ -269,6 +317,7 @@ int main(void) {
     tcase_add_test(tc, test_png_roundtrip);
     tcase_add_test(tc, test_png_known_values_and_append);
     tcase_add_test(tc, test_png_encode_bad_args);
+    tcase_add_test(tc, test_png_strategies);
     tcase_add_test(tc, test_png_truncated);
     tcase_add_test(tc, test_png_bad_crc);
     tcase_add_test(tc, test_png_garbage);

@@ -146,70 +146,122 @@ int cx_worker_check(cx_worker_t *w, const cx_assignment_t *a, cx_err_t *err) {
     return ok;
 }
 
-/* One chunk of samples, processed phase by phase on the pool. */
-typedef struct chunk {
+/* A unit's samples on the pool: each task takes one sample through
+ * generate -> encode -> write, so encoding and staging writes overlap other
+ * samples' generation instead of waiting at a barrier per phase. Per-sample
+ * phase times are thread-milliseconds; their sums are what StageTiming
+ * reports. */
+enum { ST_OK = 0, ST_GENERATE, ST_ENCODE, ST_WRITE };
+
+typedef struct unit_run {
     const cx_model_t *model;
     size_t cls;
     cx_sample_params_t params;
+    cx_png_opts_t png_opts;
     uint64_t seed;
-    uint32_t first, width, height;
-    int level;
+    uint32_t width, height;
     size_t npx;
-    uint16_t *px;
-    cx_buf_t *png;
-    cx_err_t *errs;
-    char *failed;
-    char (*keys)[256];
     cx_store_t *store;
-} chunk_t;
+    char (*keys)[256];
+    cx_buf_t *png;   /* kept only for a sample whose write failed */
+    uint64_t *bytes; /* PNG length per sample */
+    cx_err_t *errs;
+    char *failed;    /* ST_* per sample */
+    double *gen_ms, *enc_ms, *wr_ms;
+} unit_run_t;
 
-static void phase_generate(void *ctx, size_t i) {
-    chunk_t *c = ctx;
-    if (cx_generate(c->model, c->cls, &c->params, c->seed,
-                    c->first + (uint32_t)i, c->px + i * c->npx,
-                    &c->errs[i]) < 0)
-        c->failed[i] = 1;
+static int write_sample(unit_run_t *r, size_t i) {
+    if (cx_store_put(r->store, r->keys[i], r->png[i].data, r->png[i].len,
+                     &r->errs[i]) < 0) {
+        r->failed[i] = ST_WRITE;
+        return -1;
+    }
+    r->failed[i] = ST_OK;
+    cx_buf_free(&r->png[i]);
+    return 0;
 }
 
-static void phase_encode(void *ctx, size_t i) {
-    chunk_t *c = ctx;
-    if (c->failed[i]) return;
-    c->png[i].len = 0;
-    if (cx_png_encode(c->px + i * c->npx, c->width, c->height,
-                      c->params.bit_depth, c->level, &c->png[i],
-                      &c->errs[i]) < 0)
-        c->failed[i] = 1;
-}
-
-static void phase_write(void *ctx, size_t i) {
-    chunk_t *c = ctx;
-    if (c->failed[i]) return;
-    if (cx_store_put(c->store, c->keys[i], c->png[i].data, c->png[i].len,
-                     &c->errs[i]) < 0)
-        c->failed[i] = 1;
+static void sample_task(void *ctx, size_t i) {
+    unit_run_t *r = ctx;
+    uint16_t *px = malloc(r->npx * sizeof *px);
+    if (!px) {
+        cx_err_set(&r->errs[i], CX_ENOMEM, 0, "out of memory");
+        r->failed[i] = ST_GENERATE;
+        return;
+    }
+    double t0 = cx_mono_ms();
+    if (cx_generate(r->model, r->cls, &r->params, r->seed, (uint32_t)i, px,
+                    &r->errs[i]) < 0) {
+        r->failed[i] = ST_GENERATE;
+        goto out;
+    }
+    double t1 = cx_mono_ms();
+    r->gen_ms[i] = t1 - t0;
+    if (cx_png_encode_opts(px, r->width, r->height, r->params.bit_depth,
+                           &r->png_opts, &r->png[i], &r->errs[i]) < 0) {
+        r->failed[i] = ST_ENCODE;
+        goto out;
+    }
+    double t2 = cx_mono_ms();
+    r->enc_ms[i] = t2 - t1;
+    r->bytes[i] = r->png[i].len;
+    free(px);
+    px = NULL;
+    write_sample(r, i);
+    r->wr_ms[i] = cx_mono_ms() - t2;
+out:
+    free(px);
 }
 
 /* Writes that failed with a retriable error are retried with backoff; a
  * full disk is waited out, never skipped. -1 only when the service stops
  * first (or the error is not retriable: *fatal then names it). */
-static int retry_writes(cx_worker_t *w, chunk_t *c, size_t n,
+static int retry_writes(cx_worker_t *w, unit_run_t *r, size_t n,
                         const char **fatal) {
     for (size_t i = 0; i < n; i++) {
-        for (unsigned attempt = 0; c->failed[i]; attempt++) {
-            if (!c->errs[i].retriable) {
-                *fatal = c->errs[i].msg;
+        for (unsigned attempt = 0; r->failed[i] == ST_WRITE; attempt++) {
+            if (!r->errs[i].retriable) {
+                *fatal = r->errs[i].msg;
                 return -1;
             }
             cx_metric_add(w->m_retries, 1);
             CX_WARN("staging write failed, retrying key=%s err=\"%s\"",
-                    c->keys[i], c->errs[i].msg);
+                    r->keys[i], r->errs[i].msg);
             if (cx_backoff_sleep(attempt, 200, 10000, cx_service_stop_flag()))
                 return -1;
-            c->failed[i] = 0;
-            phase_write(c, i);
+            double t0 = cx_mono_ms();
+            write_sample(r, i);
+            r->wr_ms[i] += cx_mono_ms() - t0;
         }
     }
     return 0;
+}
+
+static void unit_run_free(unit_run_t *r, size_t n) {
+    for (size_t i = 0; r->png && i < n; i++) cx_buf_free(&r->png[i]);
+    free(r->keys);
+    free(r->png);
+    free(r->bytes);
+    free(r->errs);
+    free(r->failed);
+    free(r->gen_ms);
+    free(r->enc_ms);
+    free(r->wr_ms);
+}
+
+static int unit_run_alloc(unit_run_t *r, size_t n) {
+    r->keys = calloc(n, sizeof *r->keys);
+    r->png = calloc(n, sizeof *r->png);
+    r->bytes = calloc(n, sizeof *r->bytes);
+    r->errs = calloc(n, sizeof *r->errs);
+    r->failed = calloc(n, 1);
+    r->gen_ms = calloc(n, sizeof *r->gen_ms);
+    r->enc_ms = calloc(n, sizeof *r->enc_ms);
+    r->wr_ms = calloc(n, sizeof *r->wr_ms);
+    return r->keys && r->png && r->bytes && r->errs && r->failed &&
+                   r->gen_ms && r->enc_ms && r->wr_ms
+               ? 0
+               : -1;
 }
 
 static int sampler_of(int s) {
@@ -245,6 +297,42 @@ static int pack_batch(cx_worker_t *w, const cx_assignment_t *a,
     return 0;
 }
 
+/* Generates, encodes and stages every sample of the unit; *failure gets
+ * the first sample's generate/encode error or a fatal store error. -1 with
+ * err only for a retriable stop (staging incomplete when stopping). */
+static int stage_samples(cx_worker_t *w, const cx_assignment_t *a,
+                         unit_run_t *r, size_t n,
+                         Cascade__V1__StageTiming *timing, char *failure,
+                         size_t failure_len, cx_err_t *err) {
+    const cx_unit_t *u = a->unit;
+    for (size_t i = 0; i < n; i++)
+        snprintf(r->keys[i], sizeof r->keys[i],
+                 "%s/staging/%s/%" PRIu32 "/%zu.png", u->job_id, u->unit_id,
+                 a->attempt, i);
+    cx_pool_for(w->pool, n, sample_task, r);
+    for (size_t i = 0; i < n; i++)
+        if (r->failed[i] == ST_GENERATE || r->failed[i] == ST_ENCODE) {
+            snprintf(failure, failure_len, "sample %zu: %s", i,
+                     r->errs[i].msg);
+            return 0;
+        }
+    const char *fatal = NULL;
+    if (retry_writes(w, r, n, &fatal) < 0) {
+        if (!fatal)
+            return cx_err_set(err, CX_ESTORE, 1,
+                              "unit %s: staging not written before stop",
+                              u->unit_id);
+        snprintf(failure, failure_len, "store: %s", fatal);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        timing->generate_ms += r->gen_ms[i];
+        timing->encode_ms += r->enc_ms[i];
+        timing->write_ms += r->wr_ms[i];
+    }
+    return 0;
+}
+
 int cx_worker_run(cx_worker_t *w, const cx_assignment_t *a, cx_buf_t *out,
                   cx_err_t *err) {
     const cx_unit_t *u = a->unit;
@@ -254,31 +342,29 @@ int cx_worker_run(cx_worker_t *w, const cx_assignment_t *a, cx_buf_t *out,
     cx_err_t gerr = {0};
     int rc = -1;
     uint32_t n = u->sample_count;
-    chunk_t c = {0};
+    unit_run_t r = {0};
     Cascade__V1__StagedSample *ss = NULL, **sp = NULL;
-    char(*allkeys)[256] = NULL;
-    size_t chunk = 0;
 
     if (!gp) {
         snprintf(failure, sizeof failure, "unit has no generation params");
         goto report;
     }
-    c.model = model_get(w, gp->checkpoint, gp->width, gp->height,
+    r.model = model_get(w, gp->checkpoint, gp->width, gp->height,
                         &timing.load_ms, &gerr);
-    if (!c.model) {
+    if (!r.model) {
         snprintf(failure, sizeof failure, "model %s: %s", gp->checkpoint,
                  gerr.msg);
         goto report;
     }
-    int cls = cx_model_class_index(c.model, u->class_name);
+    int cls = cx_model_class_index(r.model, u->class_name);
     if (cls < 0) {
         snprintf(failure, sizeof failure,
                  "class %s unknown to checkpoint %s", u->class_name,
                  gp->checkpoint);
         goto report;
     }
-    c.store = cx_service_store(w->svc, u->output_uri, &gerr);
-    if (!c.store) {
+    r.store = cx_service_store(w->svc, u->output_uri, &gerr);
+    if (!r.store) {
         if (gerr.retriable) {
             *err = gerr;
             return -1;
@@ -286,79 +372,33 @@ int cx_worker_run(cx_worker_t *w, const cx_assignment_t *a, cx_buf_t *out,
         snprintf(failure, sizeof failure, "store: %s", gerr.msg);
         goto report;
     }
-    c.cls = (size_t)cls;
-    c.params.sampler = sampler_of(gp->sampler);
-    c.params.steps = gp->steps;
-    c.params.guidance_scale = gp->guidance_scale;
-    c.params.eta = gp->eta;
-    c.params.bit_depth = gp->bit_depth ? (int)gp->bit_depth : 16;
-    c.seed = u->seed;
-    c.width = gp->width;
-    c.height = gp->height;
-    c.level = w->conf.png_level;
-    c.npx = (size_t)gp->width * gp->height;
+    r.cls = (size_t)cls;
+    r.params.sampler = sampler_of(gp->sampler);
+    r.params.steps = gp->steps;
+    r.params.guidance_scale = gp->guidance_scale;
+    r.params.eta = gp->eta;
+    r.params.bit_depth = gp->bit_depth ? (int)gp->bit_depth : 16;
+    r.png_opts = w->conf.png;
+    r.seed = u->seed;
+    r.width = gp->width;
+    r.height = gp->height;
+    r.npx = (size_t)gp->width * gp->height;
 
-    chunk = (size_t)cx_pool_size(w->pool) * 2;
-    if (chunk > n) chunk = n ? n : 1;
-    c.px = malloc(chunk * c.npx * sizeof *c.px);
-    c.png = calloc(chunk, sizeof *c.png);
-    c.errs = calloc(chunk, sizeof *c.errs);
-    c.failed = calloc(chunk, 1);
-    c.keys = calloc(chunk, sizeof *c.keys);
     ss = calloc(n ? n : 1, sizeof *ss);
     sp = calloc(n ? n : 1, sizeof *sp);
-    allkeys = calloc(n ? n : 1, sizeof *allkeys);
-    if (!c.px || !c.png || !c.errs || !c.failed || !c.keys || !ss || !sp ||
-        !allkeys) {
+    if (!ss || !sp || unit_run_alloc(&r, n ? n : 1) < 0) {
         cx_err_set(err, CX_ENOMEM, 0, "unit %s: out of memory", u->unit_id);
         goto done;
     }
-
-    for (uint32_t first = 0; first < n && !*failure; first += (uint32_t)chunk) {
-        size_t k = n - first < chunk ? n - first : chunk;
-        c.first = first;
-        memset(c.failed, 0, chunk);
-        memset(c.errs, 0, chunk * sizeof *c.errs);
-        for (size_t i = 0; i < k; i++)
-            snprintf(c.keys[i], sizeof c.keys[i], "%s/staging/%s/%" PRIu32
-                     "/%" PRIu32 ".png",
-                     u->job_id, u->unit_id, a->attempt, first + (uint32_t)i);
-        double t0 = cx_mono_ms();
-        cx_pool_for(w->pool, k, phase_generate, &c);
-        double t1 = cx_mono_ms();
-        cx_pool_for(w->pool, k, phase_encode, &c);
-        double t2 = cx_mono_ms();
-        for (size_t i = 0; i < k && !*failure; i++)
-            if (c.failed[i])
-                snprintf(failure, sizeof failure, "sample %" PRIu32 ": %s",
-                         first + (uint32_t)i, c.errs[i].msg);
-        if (*failure) break;
-        cx_pool_for(w->pool, k, phase_write, &c);
-        const char *fatal = NULL;
-        if (retry_writes(w, &c, k, &fatal) < 0) {
-            if (!fatal) {
-                cx_err_set(err, CX_ESTORE, 1,
-                           "unit %s: staging not written before stop",
-                           u->unit_id);
-                goto done;
-            }
-            snprintf(failure, sizeof failure, "store: %s", fatal);
-        }
-        double t3 = cx_mono_ms();
-        timing.generate_ms += t1 - t0;
-        timing.encode_ms += t2 - t1;
-        timing.write_ms += t3 - t2;
-        for (size_t i = 0; i < k; i++) {
-            size_t j = first + i;
-            cascade__v1__staged_sample__init(&ss[j]);
-            memcpy(allkeys[j], c.keys[i], sizeof allkeys[j]);
-            ss[j].index = (uint32_t)j;
-            ss[j].key = allkeys[j];
-            ss[j].bytes = c.png[i].len;
-            sp[j] = &ss[j];
-        }
+    if (stage_samples(w, a, &r, n, &timing, failure, sizeof failure, err) < 0)
+        goto done;
+    for (size_t j = 0; j < n; j++) {
+        cascade__v1__staged_sample__init(&ss[j]);
+        ss[j].index = (uint32_t)j;
+        ss[j].key = r.keys[j];
+        ss[j].bytes = r.bytes[j];
+        sp[j] = &ss[j];
     }
-
     rc = pack_batch(w, a, sp, n, &timing, *failure ? failure : NULL, out,
                     err);
     if (rc == 0 && !*failure) {
@@ -376,15 +416,9 @@ done:
                 " reason=\"%s\"",
                 u->job_id, u->unit_id, a->attempt, failure);
     }
-    for (size_t i = 0; c.png && i < chunk; i++) cx_buf_free(&c.png[i]);
-    free(c.px);
-    free(c.png);
-    free(c.errs);
-    free(c.failed);
-    free(c.keys);
+    unit_run_free(&r, n ? n : 1);
     free(ss);
     free(sp);
-    free(allkeys);
     return rc;
 }
 

@@ -17,13 +17,14 @@
 #include "cascade/codec.h"
 #include "cascade/err.h"
 #include "cascade/kafka.h"
+#include "cascade/png16.h"
 #include "cascade/service.h"
 #include "cascade/util.h"
 
 typedef struct cx_worker_conf {
     const char *id;       /* this worker's name (cx:worker:<id>) */
     const char *gpu_type; /* reported in StagedBatch */
-    int png_level;        /* zlib level 0..9 */
+    cx_png_opts_t png;    /* staged PNG encoding (level, filter, strategy) */
     unsigned threads;     /* 0: one per CPU */
     size_t models;        /* checkpoints kept warm (at least 1) */
 } cx_worker_conf_t;

@@ -31,6 +31,30 @@ typedef enum {
     CX_PNG_FILTER_ALL /* libpng's adaptive choice per row */
 } cx_png_filter_t;
 
+/* zlib strategy for cx_png_encode_opts. A noisy 16-bit image barely
+ * compresses by string matching; HUFFMAN (entropy coding of the filtered
+ * bytes only) keeps most of the gain at a fraction of the cost: measured
+ * by bench/stages/bench_png, see docs/STATUS.md. */
+typedef enum {
+    CX_PNG_STRATEGY_DEFAULT = 0,
+    CX_PNG_STRATEGY_FILTERED,
+    CX_PNG_STRATEGY_HUFFMAN,
+    CX_PNG_STRATEGY_RLE
+} cx_png_strategy_t;
+
+typedef struct cx_png_opts {
+    int zlevel;                 /* 0..9 */
+    cx_png_filter_t filter;
+    cx_png_strategy_t strategy;
+} cx_png_opts_t;
+
+/* Parses "default", "filtered", "huffman" or "rle"; -1 otherwise. */
+int cx_png_strategy_parse(const char *name);
+
+int cx_png_encode_opts(const uint16_t *px, uint32_t width, uint32_t height,
+                       int bit_depth, const cx_png_opts_t *opts,
+                       cx_buf_t *out, cx_err_t *err);
+
 /* cx_png_encode with an explicit row filter (cx_png_encode uses UP). */
 int cx_png_encode_ex(const uint16_t *px, uint32_t width, uint32_t height,
                      int bit_depth, int zlevel, cx_png_filter_t filter,

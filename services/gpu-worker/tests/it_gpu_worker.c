@@ -217,8 +217,12 @@ static cx_assignment_t *assignment(const char *job, const char *cls,
 }
 
 static cx_worker_t *worker_new(void) {
-    cx_worker_conf_t wc = {.id = "itw1", .gpu_type = "cpu", .png_level = 1,
-                           .threads = 2, .models = 1};
+    cx_worker_conf_t wc = {
+        .id = "itw1",
+        .gpu_type = "cpu",
+        .png = {1, CX_PNG_FILTER_UP, CX_PNG_STRATEGY_HUFFMAN},
+        .threads = 2,
+        .models = 1};
     cx_err_t err = {0};
     cx_worker_t *w = cx_worker_new(&svc, &wc, &err);
     ck_assert_msg(w != NULL, "worker: %s", err.msg);
