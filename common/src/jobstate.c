@@ -2,6 +2,7 @@
 #include "cascade/jobstate.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +11,8 @@
  * NULL is cx:job:<job> itself. */
 static const char *const cx__jobstate_hashes[] = {
     NULL,     "quota",      "committed",    "units", "generated",
-    "passed", "issued",     "resolved_n",   "next_ordinal", "round"};
+    "passed", "issued",     "resolved_n",   "next_ordinal", "round",
+    "timing"};
 #define CX__JOBSTATE_NHASH \
     (sizeof cx__jobstate_hashes / sizeof cx__jobstate_hashes[0])
 
@@ -19,8 +21,9 @@ static cx_redis_script_t cx__load_script = {.lua =
     "for i, k in ipairs(KEYS) do out[i] = redis.call('HGETALL', k) end\n"
     "return out\n"};
 
-/* KEYS: resolved committed units generated passed resolved_n
- * ARGV: unit class committed generated passed planned */
+/* KEYS: resolved committed units generated passed resolved_n timing
+ * ARGV: unit class committed generated passed planned, then timing field /
+ * value pairs */
 static cx_redis_script_t cx__count_script = {.lua =
     "if redis.call('HSETNX', KEYS[1], ARGV[1], 'c') == 0 then return 0 end\n"
     "redis.call('HINCRBY', KEYS[2], ARGV[2], ARGV[3])\n"
@@ -28,7 +31,37 @@ static cx_redis_script_t cx__count_script = {.lua =
     "redis.call('HINCRBY', KEYS[4], ARGV[2], ARGV[4])\n"
     "redis.call('HINCRBY', KEYS[5], ARGV[2], ARGV[5])\n"
     "redis.call('HINCRBY', KEYS[6], ARGV[2], ARGV[6])\n"
+    "for i = 7, #ARGV, 2 do\n"
+    "  redis.call('HINCRBYFLOAT', KEYS[7], ARGV[i], ARGV[i + 1])\n"
+    "end\n"
     "return 1\n"};
+
+typedef struct cx__timing_field {
+    const char *name;
+    size_t off;
+} cx__timing_field_t;
+
+static const cx__timing_field_t cx__timing_fields[] = {
+    {"generate_ms", offsetof(cx_jobtiming_t, generate_ms)},
+    {"encode_ms", offsetof(cx_jobtiming_t, encode_ms)},
+    {"write_ms", offsetof(cx_jobtiming_t, write_ms)},
+    {"load_ms", offsetof(cx_jobtiming_t, load_ms)},
+    {"validate_ms", offsetof(cx_jobtiming_t, validate_ms)},
+    {"commit_ms", offsetof(cx_jobtiming_t, commit_ms)},
+    {"to_verdict_ms", offsetof(cx_jobtiming_t, to_verdict_ms)},
+    {"to_commit_ms", offsetof(cx_jobtiming_t, to_commit_ms)}};
+#define CX__NTIMING (sizeof cx__timing_fields / sizeof cx__timing_fields[0])
+
+static void set_timing(cx_jobtiming_t *t, const char *field,
+                       const char *value) {
+    if (strcmp(field, "units") == 0) t->units = strtoull(value, NULL, 10);
+    else if (strcmp(field, "samples") == 0)
+        t->samples = strtoull(value, NULL, 10);
+    for (size_t i = 0; i < CX__NTIMING; i++)
+        if (strcmp(field, cx__timing_fields[i].name) == 0)
+            *(double *)((char *)t + cx__timing_fields[i].off) =
+                strtod(value, NULL);
+}
 
 int cx_jobstate_key(char *buf, size_t size, const char *job_id,
                     const char *suffix) {
@@ -147,6 +180,12 @@ int cx_jobstate_set(cx_jobstate_t *st, const char *hash, const char *field,
                     const char *value, size_t value_len, cx_err_t *err) {
     char num[32];
     if (!hash) return set_main(st, field, value, value_len, err);
+    if (strcmp(hash, "timing") == 0) {
+        snprintf(num, sizeof num, "%.*s",
+                 (int)(value_len < 31 ? value_len : 31), value);
+        set_timing(&st->timing, field, num);
+        return 0;
+    }
 
     size_t off;
     if (strcmp(hash, "quota") == 0) off = offsetof(cx_classstate_t, quota);
@@ -274,21 +313,58 @@ void cx_jobstate_totals(const cx_jobstate_t *st, cx_jobtotals_t *t) {
     if (t->quota == 0) t->quota = st->total_quota;
 }
 
+/* Field/value argument pairs for the timing hash; returns their count. */
+static int timing_args(const cx_commit_t *c, char nums[][32],
+                       const char **args) {
+    double v[CX__NTIMING] = {0};
+    const Cascade__V1__StageTiming *t = c->timing;
+    if (t) {
+        v[0] = t->generate_ms;
+        v[1] = t->encode_ms;
+        v[2] = t->write_ms;
+        v[3] = t->load_ms;
+    }
+    v[4] = c->validate_ms;
+    v[5] = c->commit_ms;
+    /* Clocks of different hosts: a negative gap is skew, not time. */
+    if (c->staged_unix_ms > 0 && c->verdict_unix_ms >= c->staged_unix_ms)
+        v[6] = (double)(c->verdict_unix_ms - c->staged_unix_ms);
+    if (c->verdict_unix_ms > 0 && c->committed_unix_ms >= c->verdict_unix_ms)
+        v[7] = (double)(c->committed_unix_ms - c->verdict_unix_ms);
+    int n = 0;
+    args[n] = "units";
+    snprintf(nums[0], 32, "1");
+    args[n + 1] = nums[0];
+    n += 2;
+    args[n] = "samples";
+    snprintf(nums[1], 32, "%" PRIu32, c->generated);
+    args[n + 1] = nums[1];
+    n += 2;
+    for (size_t i = 0; i < CX__NTIMING; i++, n += 2) {
+        args[n] = cx__timing_fields[i].name;
+        snprintf(nums[i + 2], 32, "%.3f", v[i]);
+        args[n + 1] = nums[i + 2];
+    }
+    return n;
+}
+
 int cx_jobstate_count_commit(cx_redis_t *r, const cx_commit_t *c,
                              cx_err_t *err) {
-    char keys[6][CX_NAME_MAX + 40];
-    static const char *const suffix[6] = {"resolved",  "committed",
+    char keys[7][CX_NAME_MAX + 40];
+    static const char *const suffix[7] = {"resolved",  "committed",
                                           "units",     "generated",
-                                          "passed",    "resolved_n"};
+                                          "passed",    "resolved_n",
+                                          "timing"};
     char nums[4][24];
-    const char *args[12];
+    char tnums[CX__NTIMING + 2][32];
+    const char *args[13 + 2 * (CX__NTIMING + 2)];
 
     if (cx_name_check("job id", c->job_id, err) < 0 ||
         cx_name_check("class name", c->class_name, err) < 0)
         return -1;
     if (!c->unit_id || !*c->unit_id)
         return cx_err_set(err, CX_EINVAL, 0, "commit record without unit_id");
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 7; i++) {
         cx_jobstate_key(keys[i], sizeof keys[i], c->job_id, suffix[i]);
         args[i] = keys[i];
     }
@@ -296,11 +372,13 @@ int cx_jobstate_count_commit(cx_redis_t *r, const cx_commit_t *c,
     snprintf(nums[1], sizeof nums[1], "%" PRIu32, c->generated);
     snprintf(nums[2], sizeof nums[2], "%" PRIu32, c->passed);
     snprintf(nums[3], sizeof nums[3], "%" PRIu32, c->planned);
-    args[6] = c->unit_id;
-    args[7] = c->class_name;
-    for (int i = 0; i < 4; i++) args[8 + i] = nums[i];
+    args[7] = c->unit_id;
+    args[8] = c->class_name;
+    for (int i = 0; i < 4; i++) args[9 + i] = nums[i];
+    int nargs = 13 + timing_args(c, tnums, args + 13);
 
-    redisReply *rep = cx_redis_eval(r, &cx__count_script, 6, 6, args, err);
+    redisReply *rep =
+        cx_redis_eval(r, &cx__count_script, 7, nargs - 7, args, err);
     if (!rep)
         return cx_err_wrap(err, "counting unit %s of job %s", c->unit_id,
                            c->job_id);

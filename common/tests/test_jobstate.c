@@ -75,6 +75,26 @@ START_TEST(test_set_fields) {
 }
 END_TEST
 
+START_TEST(test_timing) {
+    cx_jobstate_t *st = cx_jobstate_new("j1");
+    cx_err_t e;
+    ck_assert_int_eq(cx_jobstate_set(st, "timing", "units", "3", 1, &e), 0);
+    ck_assert_int_eq(cx_jobstate_set(st, "timing", "samples", "96", 2, &e), 0);
+    ck_assert_int_eq(
+        cx_jobstate_set(st, "timing", "generate_ms", "1234.5", 6, &e), 0);
+    ck_assert_int_eq(
+        cx_jobstate_set(st, "timing", "to_verdict_ms", "40", 2, &e), 0);
+    ck_assert_int_eq(cx_jobstate_set(st, "timing", "bogus", "7", 1, &e), 0);
+    ck_assert_uint_eq(st->timing.units, 3);
+    ck_assert_uint_eq(st->timing.samples, 96);
+    ck_assert_double_eq_tol(st->timing.generate_ms, 1234.5, 1e-9);
+    ck_assert_double_eq_tol(st->timing.to_verdict_ms, 40, 1e-9);
+    ck_assert_double_eq(st->timing.encode_ms, 0);
+    ck_assert_uint_eq(st->nclasses, 0); /* timing names no class */
+    cx_jobstate_free(st);
+}
+END_TEST
+
 START_TEST(test_complete_and_totals) {
     cx_jobstate_t *st = demo();
     ck_assert_int_eq(cx_jobstate_complete(st), 0);
@@ -128,6 +148,7 @@ int main(void) {
     tcase_add_test(tc, test_key);
     tcase_add_test(tc, test_set_fields);
     tcase_add_test(tc, test_complete_and_totals);
+    tcase_add_test(tc, test_timing);
     tcase_add_test(tc, test_progress);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

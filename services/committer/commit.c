@@ -68,6 +68,8 @@ int cx_commit_record(const cx_manifest_t *m, const cx_verdict_t *v,
     c.timing = v->timing;
     c.validate_ms = v->validate_ms;
     c.commit_ms = commit_ms;
+    c.staged_unix_ms = v->staged_unix_ms;
+    c.verdict_unix_ms = v->verdict_unix_ms;
     size_t len = 0;
     uint8_t *packed = cx_pack(&c.base, &len, err);
     if (!packed) return -1;

@@ -250,6 +250,7 @@ int cx_verdict_build(const cx_staged_t *b, const cx_sample_result_t *res,
     vd.validate_ms = validate_ms;
     vd.timing = b->timing;
     vd.verdict_unix_ms = cx_now_ms();
+    vd.staged_unix_ms = b->staged_unix_ms;
 
     size_t len = 0;
     uint8_t *packed = cx_pack(&vd.base, &len, err);

@@ -18,4 +18,16 @@ cx_expect_counts e2e-exact "normal=120 effusion=105 nodule=75"
 left=$(find "$(cx_store_dir)/e2e-exact/staging" -type f 2>/dev/null | wc -l)
 cx_assert_eq "$left" 0 "staging files left behind"
 cx_ctl status e2e-exact | grep -qi done || cx_fail "cascadectl status does not say done"
+# Every committed unit's timing was summed once: the units and samples the
+# timing hash counted equal the index's, and generation took time.
+json=$(cx_ctl status --json e2e-exact)
+python3 - "$json" <<'PY' || cx_fail "status timing does not match the index: $json"
+import json, sys
+s = json.loads(sys.argv[1])
+t = s["timing"]
+units = sum(c["units"] for c in s["classes"])
+assert t["units"] == units, (t["units"], units)
+assert t["samples"] == s["generated"], (t["samples"], s["generated"])
+assert t["generate_ms"] > 0 and t["encode_ms"] > 0 and t["validate_ms"] > 0
+PY
 echo "PASS 01_e2e_exact"

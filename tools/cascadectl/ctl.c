@@ -142,6 +142,37 @@ static void fmt_time(char *buf, size_t size, int64_t ms) {
 
 static double pct(uint64_t a, uint64_t b) { return b ? 100.0 * (double)a / (double)b : 0; }
 
+/* Where a committed sample's time went (thread-ms per sample for the
+ * worker's phases, wall ms per unit for the later stages). */
+static void print_timing(FILE *out, const cx_jobtiming_t *t) {
+    if (!t->units || !t->samples) return;
+    double n = (double)t->samples, u = (double)t->units;
+    fprintf(out,
+            "time per sample (thread-ms): generate %.1f  encode %.1f  "
+            "write %.1f\n",
+            t->generate_ms / n, t->encode_ms / n, t->write_ms / n);
+    fprintf(out,
+            "time per unit (ms): load %.1f  validate %.1f  commit %.1f  "
+            "staged->verdict %.1f  verdict->commit %.1f\n",
+            t->load_ms / u, t->validate_ms / u, t->commit_ms / u,
+            t->to_verdict_ms / u, t->to_commit_ms / u);
+}
+
+static void timing_json(cJSON *o, const cx_jobtiming_t *t) {
+    cJSON *j = cJSON_AddObjectToObject(o, "timing");
+    if (!j) return;
+    cJSON_AddNumberToObject(j, "units", (double)t->units);
+    cJSON_AddNumberToObject(j, "samples", (double)t->samples);
+    cJSON_AddNumberToObject(j, "generate_ms", t->generate_ms);
+    cJSON_AddNumberToObject(j, "encode_ms", t->encode_ms);
+    cJSON_AddNumberToObject(j, "write_ms", t->write_ms);
+    cJSON_AddNumberToObject(j, "load_ms", t->load_ms);
+    cJSON_AddNumberToObject(j, "validate_ms", t->validate_ms);
+    cJSON_AddNumberToObject(j, "commit_ms", t->commit_ms);
+    cJSON_AddNumberToObject(j, "staged_to_verdict_ms", t->to_verdict_ms);
+    cJSON_AddNumberToObject(j, "verdict_to_commit_ms", t->to_commit_ms);
+}
+
 void cx_ctl_print_status(FILE *out, const cx_jobstate_t *st) {
     char sub[32], done[32], dl[32];
     cx_jobtotals_t t;
@@ -172,6 +203,7 @@ void cx_ctl_print_status(FILE *out, const cx_jobstate_t *st) {
     if (t.generated) snprintf(pr, sizeof pr, "%.1f%%", pct(t.passed, t.generated));
     fprintf(out, "%-16s %12" PRIu64 " %12" PRIu64 " %6.1f%% %10s %7" PRIu64 "\n",
             "total", t.committed, t.quota, pct(t.committed, t.quota), pr, t.units);
+    print_timing(out, &st->timing);
 }
 
 char *cx_ctl_status_json(const cx_jobstate_t *st) {
@@ -195,6 +227,7 @@ char *cx_ctl_status_json(const cx_jobstate_t *st) {
     cJSON_AddNumberToObject(o, "pass_rate",
                             t.generated ? (double)t.passed / (double)t.generated : 0);
     cJSON_AddBoolToObject(o, "complete", cx_jobstate_complete(st));
+    timing_json(o, &st->timing);
     if (!(arr = cJSON_AddArrayToObject(o, "classes"))) goto done;
     for (size_t i = 0; i < st->nclasses; i++) {
         const cx_classstate_t *c = &st->classes[i];

@@ -37,6 +37,18 @@ typedef struct cx_classstate {
     uint64_t issued, next_ordinal, round;
 } cx_classstate_t;
 
+/* Where the committed units' time went, summed once per counted unit from
+ * their CommitRecords (hash cx:job:<job>:timing). The worker's phases are
+ * thread-milliseconds (samples run in parallel); validate and commit are
+ * each stage's wall time per unit; to_verdict and to_commit are wall time
+ * from staging to the verdict and from the verdict to the commit, i.e.
+ * processing plus messaging and queueing. */
+typedef struct cx_jobtiming {
+    uint64_t units, samples;
+    double generate_ms, encode_ms, write_ms, load_ms;
+    double validate_ms, commit_ms, to_verdict_ms, to_commit_ms;
+} cx_jobtiming_t;
+
 typedef struct cx_jobstate {
     char job_id[CX_NAME_MAX + 1];
     char state[16];          /* "" when cx:job:<job> does not exist */
@@ -49,6 +61,7 @@ typedef struct cx_jobstate {
     uint64_t total_quota;
     size_t nclasses;
     cx_classstate_t *classes; /* spec order, then classes only counters name */
+    cx_jobtiming_t timing;
 } cx_jobstate_t;
 
 /* Writes "cx:job:<job>" (suffix NULL) or "cx:job:<job>:<suffix>" into buf.
@@ -94,13 +107,15 @@ void cx_jobstate_totals(const cx_jobstate_t *st, cx_jobtotals_t *t);
 
 /* Counts a CommitRecord exactly once (HSETNX resolved <unit> c, and only
  * when that was new, HINCRBY committed/units/generated/passed/resolved_n of
- * its class, all in one script). Returns 1 when counted now, 0 when the unit
+ * its class and the timing sums, all in one script). Returns 1 when counted now, 0 when the unit
  * was already resolved (a redelivery, or a dead unit), -1 with err. */
 int cx_jobstate_count_commit(cx_redis_t *r, const cx_commit_t *c,
                              cx_err_t *err);
 
 /* The cascade.v1.Progress of the state, packed (malloc'd). total_quota is
  * the sum of class quotas (the hash's total_quota when no quota is known). */
+/* (timing: fields of cx_jobtiming_t by name, via cx_jobstate_set with hash
+ * "timing".) */
 uint8_t *cx_jobstate_progress_pack(const cx_jobstate_t *st, int64_t now_ms,
                                    size_t *len, cx_err_t *err);
 
