@@ -21,13 +21,13 @@ set +a
 scripts/stack.sh status "$dir"
 echo "env: $dir/env   logs: $dir/logs/   store: ${CASCADE_STORE_URI}"
 
-# Steps 2-4 belong to cascadectl (the lead finishes them with its CLI).
 [ -x "$CASCADE_BIN/cascadectl" ] || { echo "demo: $CASCADE_BIN/cascadectl not built" >&2; exit 1; }
 [ -f "$job" ] || { echo "demo: job file $job missing" >&2; exit 1; }
 
 step "2. submit $job"
 "$CASCADE_BIN/cascadectl" submit "$job" | tee "$dir/submit.out"
-job_id=$(sed -n 's/.*job[_-]id[=: ]*\([A-Za-z0-9._-]*\).*/\1/p' "$dir/submit.out" | head -n1)
+# cascadectl submit prints the job id (assigned unless the file sets one).
+job_id=$(awk 'NF {id = $NF} END {print id}' "$dir/submit.out")
 [ -n "$job_id" ] || { echo "demo: no job id in cascadectl's answer" >&2; exit 1; }
 
 step "3. watch $job_id until it is done"
@@ -35,5 +35,9 @@ step "3. watch $job_id until it is done"
 
 step "4. summary"
 "$CASCADE_BIN/cascadectl" status "$job_id"
-echo "dataset: ${CASCADE_STORE_URI#file://}/$job_id/"
+# Independent check of what is on disk: every PNG decodes at the job's size
+# and depth, counts per class equal the manifests and the index.
+"$CASCADE_BIN/cxverify" --store "$CASCADE_STORE_URI" --job "$job_id" \
+    --redis "$CASCADE_REDIS_URL" --complete
+echo "dataset: ${CASCADE_STORE_URI#file://}/$job_id/  (data/<class>/<hh>/<sha256>.png, manifests/, dataset.json)"
 echo "the stack keeps running; stop it with: make stop"

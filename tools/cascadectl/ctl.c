@@ -203,6 +203,11 @@ void cx_ctl_print_status(FILE *out, const cx_jobstate_t *st) {
     if (t.generated) snprintf(pr, sizeof pr, "%.1f%%", pct(t.passed, t.generated));
     fprintf(out, "%-16s %12" PRIu64 " %12" PRIu64 " %6.1f%% %10s %7" PRIu64 "\n",
             "total", t.committed, t.quota, pct(t.committed, t.quota), pr, t.units);
+    if (st->done_ms > st->submitted_ms && st->submitted_ms > 0) {
+        double secs = (double)(st->done_ms - st->submitted_ms) / 1000.0;
+        fprintf(out, "throughput %.2f samples/s over %.1f s\n",
+                (double)t.committed / secs, secs);
+    }
     print_timing(out, &st->timing);
 }
 
