@@ -276,7 +276,13 @@ static int submit(cx_planner_t *p, cx_jobspec_t *spec, const cx_msg_t *m,
             return -1;
         return cx_planner_reconcile(p, spec->job_id, err);
     case 0:
-        CX_DEBUG("job resubmitted unchanged job_id=%s", spec->job_id);
+        /* A redelivery after a crash between storing the job and sending
+         * its event: send it again (events are at-least-once). */
+        CX_INFO("job resubmitted unchanged job_id=%s", spec->job_id);
+        if (send_event_flush(p, spec->job_id,
+                             CASCADE__V1__JOB_EVENT_TYPE__JOB_EVENT_ACCEPTED,
+                             "accepted", err) < 0)
+            return -1;
         return cx_planner_reconcile(p, spec->job_id, err);
     case -1:
         return reject(p, spec, "job id already in use", 0, err);

@@ -57,6 +57,16 @@ if cx_cxdev tail cascade.units --from-beginning --max 12 --timeout-ms 2500 >/dev
     cx_fail "units issued twice"
 fi
 ctl status "$job" | grep -Eq '^normal +0 +120 ' || cx_fail "status output: $(ctl status "$job")"
+# The same JobSpec bytes delivered again (a crash between storing the job
+# and sending its event) are accepted again, never duplicated: a second
+# ACCEPTED event and still exactly 11 units.
+rcli --raw hget cx:job:$job spec | head -c -1 >"$dir/spec.bin"
+cx_cxdev produce cascade.jobs --key "$job" --file "$dir/spec.bin" >/dev/null
+cx_wait_for "[ \"\$(events | grep -c 'type=ACCEPTED job=$job')\" = 2 ]" 60 \
+    || cx_fail "replayed spec not accepted again: $(events)"
+if cx_cxdev tail cascade.units --from-beginning --max 12 --timeout-ms 2500 >/dev/null; then
+    cx_fail "replayed spec issued units twice"
+fi
 
 # The indexer counts normal's unit 0 committed with 30 of 32: 2 short.
 rcli hset cx:job:$job:resolved "$(uid "$job" normal 0 0)" c >/dev/null
