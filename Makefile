@@ -1,5 +1,7 @@
 # Entry points. `make test` is what CI runs (.ci/run).
-#   make deps       Debian packages + Kafka jars (scripts/deps.sh; idempotent)
+#   make deps       Debian packages + Kafka jars (scripts/deps.sh), the S3
+#                   server for tests (deps-s3.sh), deploy checkers
+#                   (deps-helm.sh); all idempotent, cached in .deps/
 #   make build      release build (RelWithDebInfo) in build/
 #   make build-asan ASan+UBSan build in build-asan/
 #   make test       deps, ASan build, every ctest label (unit + integration,
@@ -18,6 +20,8 @@ all: build
 
 deps:
 	scripts/deps.sh
+	scripts/deps-s3.sh
+	scripts/deps-helm.sh
 
 build:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCASCADE_SANITIZE=OFF

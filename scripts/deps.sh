@@ -9,7 +9,7 @@ pkgs=(build-essential cmake pkg-config librdkafka-dev libprotobuf-c-dev
       protobuf-c-compiler libhiredis-dev check libcjson-dev libyaml-dev
       libpng-dev zlib1g-dev libssl-dev libcurl4-openssl-dev redis-server
       valgrind maven default-jre-headless python3 redis-tools procps
-      util-linux iproute2)
+      util-linux iproute2 curl docker-compose)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "store_backend.h"
+#include "store_s3.h"
 
 #define CX__STORE_KEY_MAX 1024
 
@@ -79,10 +80,12 @@ cx_store_t *cx_store_open(const char *uri, cx_err_t *err) {
                        uri);
             return NULL;
         }
+    } else if (strncmp(uri, "s3://", 5) == 0) {
+        ops = &cx__store_s3_ops;
     } else if (strstr(uri, "://")) {
         cx_err_set(err, CX_EINVAL, 0,
                    "store uri '%s': unsupported scheme (this build has "
-                   "file://)",
+                   "file:// and s3://)",
                    uri);
         return NULL;
     } else {
@@ -94,7 +97,8 @@ cx_store_t *cx_store_open(const char *uri, cx_err_t *err) {
         return NULL;
     }
     s->ops = ops;
-    s->impl = cx__store_file_open(path, err);
+    s->impl = ops == &cx__store_s3_ops ? cx__store_s3_open(uri, err)
+                                       : cx__store_file_open(path, err);
     if (!s->impl) {
         free(s);
         return NULL;

@@ -3,7 +3,7 @@
 # and the six services, all on 127.0.0.1 with ports the kernel hands out, so
 # any number of stacks can run side by side in different directories.
 #
-#   stack.sh start DIR [--workers N] [--no-services]
+#   stack.sh start DIR [--workers N] [--no-services] [--s3]
 #   stack.sh start-service DIR NAME [ARGS...]   (NAME: planner, gpu-worker-3, ...)
 #   stack.sh kill DIR NAME [-9]                 (SIGTERM and wait, or SIGKILL)
 #   stack.sh stop DIR                           (everything; idempotent)
@@ -12,7 +12,8 @@
 # DIR/env gets CASCADE_KAFKA_BROKERS, CASCADE_REDIS_URL, CASCADE_STORE_URI and
 # CASCADE_RUN_DIR; DIR/pids/<name>.pid one pid per process; DIR/logs/ the
 # logs (kafka-server.log, redis.log, <name>.log). `start` begins from empty
-# state: it clears DIR's kafka, redis, store, logs and pids.
+# state: it clears DIR's kafka, redis, store, logs and pids. --s3 also runs
+# an S3 server and adds its CASCADE_S3_* settings to DIR/env (stack_s3.sh).
 #
 # Binaries come from $CASCADE_BIN (default: $CASCADE_BUILD_DIR/bin, else
 # <repo>/build/bin); cxdev from there too. Kafka's jars from
@@ -27,6 +28,8 @@ CX_KAFKA_HEAP=${CASCADE_KAFKA_HEAP:-512m}
 CX_KAFKA_START_TIMEOUT=${CASCADE_KAFKA_START_TIMEOUT:-90}
 
 stk_die() { echo "stack.sh: $*" >&2; exit 1; }
+# shellcheck source=stack_s3.sh
+. "$CX_REPO/tests/harness/stack_s3.sh"
 stk_log() { echo "stack.sh: $*" >&2; }
 stk_now() { date +%s.%N; }
 
@@ -256,10 +259,11 @@ cmd_stop() {
     for f in "$dir"/pids/*.pid; do
         [ -e "$f" ] || continue
         name=$(basename "$f" .pid)
-        case $name in kafka|redis) continue ;; esac
+        case $name in kafka|redis|s3) continue ;; esac
         stk_terminate "$dir" "$name" 10 &
     done
     wait
+    stk_s3_stop "$dir"
     stk_terminate "$dir" redis 10
     stk_terminate "$dir" kafka 30
 }
@@ -277,13 +281,14 @@ cmd_status() {
 }
 
 cmd_start() {
-    local dir workers=1 services=1 t0 bport cport rport try i name
+    local dir workers=1 services=1 s3=0 t0 bport cport rport try i name
     dir=$(stk_abs "${1:?DIR}"); shift
     while [ $# -gt 0 ]; do
         case $1 in
             --workers) workers=${2:?--workers N}; shift 2 ;;
             --workers=*) workers=${1#*=}; shift ;;
             --no-services) services=0; shift ;;
+            --s3) s3=1; shift ;;
             *) stk_die "start: unknown option $1" ;;
         esac
     done
@@ -292,6 +297,7 @@ cmd_start() {
     command -v redis-server >/dev/null || stk_die "redis-server not installed (run scripts/deps.sh)"
     command -v python3 >/dev/null || stk_die "python3 not installed (run scripts/deps.sh)"
     command -v ss >/dev/null || stk_die "ss (iproute2) not installed (run scripts/deps.sh)"
+    [ "$s3" = 0 ] || stk_s3_check
     [ -x "$CX_BIN/cxdev" ] || stk_die "cxdev not found in $CX_BIN (build first: make build, or set CASCADE_BIN)"
     local names=()
     if [ "$services" = 1 ]; then
@@ -306,7 +312,7 @@ cmd_start() {
     if { cmd_status "$dir" 2>/dev/null || true; } | grep -q ' running$'; then
         stk_die "a stack is already running in $dir (stack.sh stop $dir)"
     fi
-    rm -rf "$dir/kafka" "$dir/redis" "$dir/store" "$dir/logs" "$dir/pids" "$dir/env"
+    rm -rf "$dir/kafka" "$dir/redis" "$dir/store" "$dir/logs" "$dir/pids" "$dir/env" "$dir/s3"
     mkdir -p "$dir/logs" "$dir/pids" "$dir/store"
     t0=$(stk_now)
 
@@ -340,6 +346,10 @@ CASCADE_REDIS_URL=redis://127.0.0.1:$rport/0
 CASCADE_STORE_URI=file://$dir/store
 CASCADE_RUN_DIR=$dir
 EOF
+    if [ "$s3" = 1 ] && ! stk_start_s3 "$dir"; then
+        cmd_stop "$dir"
+        stk_die "could not start the S3 server; logs in $dir/logs"
+    fi
     # The topic creation doubles as the broker's readiness check: it retries
     # until the admin API answers.
     if ! stk_cxdev create-topics --brokers "127.0.0.1:$bport" \
@@ -373,7 +383,7 @@ main() {
         kill) cmd_kill "$@" ;;
         stop) cmd_stop "$@" ;;
         status) cmd_status "$@" ;;
-        *) sed -n '2,17p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
+        *) sed -n '2,20p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
     esac
 }
 

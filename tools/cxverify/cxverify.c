@@ -1,7 +1,8 @@
-/* cxverify: checks a job's dataset in a file:// store the way a user
- * would, independently of the services that wrote it.
+/* cxverify: checks a job's dataset in a store (file:// or s3://, read
+ * through the store interface; S3 settings from CASCADE_S3_*) the way a
+ * user would, independently of the services that wrote it.
  *
- *   cxverify --store DIR --job JOB [--redis URL] [--complete]
+ *   cxverify --store URI --job JOB [--redis URL] [--complete]
  *
  * Every data file must decode as a grayscale PNG of the manifest's size and
  * depth, be named by the SHA-256 of its bytes under the right shard, appear

@@ -1,8 +1,9 @@
 /* The object store: keys are '/'-separated relative paths under a root.
  *
  * Backends: file:// (a local directory; writes go to a temporary file,
- * fsync, then rename or link, so a reader never sees a partial object) and,
- * later, s3://. A key component must pass cx_name_check-like rules (no "..",
+ * fsync, then rename or link, so a reader never sees a partial object) and
+ * s3://bucket/prefix (any S3-compatible store; settings and semantics in
+ * common/src/store_s3.h and store_s3.c). A key component must pass cx_name_check-like rules (no "..",
  * no empty components, [A-Za-z0-9._-]); a bad key is CX_EINVAL.
  * I/O failures that may pass (ENOSPC, EIO, EDQUOT, network) are retriable.
  * A cx_store_t may be shared between threads. */
@@ -16,7 +17,9 @@
 
 typedef struct cx_store cx_store_t;
 
-/* uri: file:///abs/dir, or a plain path. Creates the root if missing. */
+/* uri: file:///abs/dir, a plain path, or s3://bucket[/prefix]. Creates a
+ * file:// root if missing; opening s3:// checks the settings but sends no
+ * request (the bucket must exist). */
 cx_store_t *cx_store_open(const char *uri, cx_err_t *err);
 void cx_store_destroy(cx_store_t *s);
 
