@@ -1,385 +1,551 @@
-/* The built-in reference checkpoint "ref-cxr-v0", built at any resolution.
+/* A model in memory: allocation, validation, the subspace form the sampler
+ * uses (see model_impl.h) and the public accessors of cascade/gen.h.
  *
- * Each class is a Gaussian around a procedural chest-radiograph phantom. The
- * phantom is a function of a few anatomical parameters (body width, lung
- * size and position, heart size and position, fluid level, nodule size...);
- * the covariance is the linearisation of random parameter changes (central
- * finite differences, one standard deviation wide) plus exposure/contrast
- * fields, plus a small isotropic grain. Modes are defined on the normalised
- * image plane with soft edges, so the model looks the same at every size. */
+ * The subspace W is built from the Gram matrix of all mean and basis rows
+ * (accumulated in double), by block Gram-Schmidt in coefficient space, class
+ * by class: class c's rows are normalised, the span of the earlier classes
+ * is projected out (twice), and the eigenvectors of what is left with
+ * eigenvalue above CX__SPAN_TOL become new rows. So directions shared
+ * between components (ref-cxr-v0's four classes share one basis) are stored
+ * once, and the cost is one Gram pass plus one pass to write W, about
+ * rows^2 * D multiply-adds in all. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model_impl.h"
+#include "vec.h"
 
-#define CKPT_NAME "ref-cxr-v0"
-#define NCLASS 4
-#define NMODE 14
-#define GRAIN_SD 0.01
-#define MIN_SIDE 16u
-#define MAX_SIDE 4096u
+#define CX__SPAN_TOL 1e-9     /* squared residual norm of a unit row */
+#define CX__ORTHO_TOL 1e-3    /* |u_i . u_j - delta_ij| allowed in a basis */
+#define CX__SUM_TOL 1e-4      /* weights and priors must sum to 1 this well */
+#define GRAM_CHUNK 4096
 
-static const char *const class_names[NCLASS] = {"normal", "effusion",
-                                                "nodule", "cardiomegaly"};
-
-typedef struct phantom {
-    double body_rx, lung_scale, lung_dy, lung_density;
-    double heart_scale, heart_dx;
-    double fluid_level; /* >= 1: no fluid */
-    double nodule_int, nodule_r;
-} phantom_t;
-
-static const phantom_t normal_phantom = {
-    .body_rx = 0.40, .lung_scale = 1.0, .lung_dy = 0.0, .lung_density = 0.24,
-    .heart_scale = 1.0, .heart_dx = 0.0, .fluid_level = 2.0,
-    .nodule_int = 0.0, .nodule_r = 0.022};
-
-static phantom_t class_phantom(int k)
+size_t cx__section_bytes(size_t npix, uint32_t rank)
 {
-    phantom_t p = normal_phantom;
-    if (k == 1)
-        p.fluid_level = 0.60;
-    else if (k == 2)
-        p.nodule_int = 0.26;
-    else if (k == 3)
-        p.heart_scale = 1.35;
-    return p;
+    size_t floats = npix + (size_t)rank * npix + rank;
+    return (floats * sizeof(float) + 63) / 64 * 64;
 }
 
-static inline double sig(double t) { return 1.0 / (1.0 + exp(-t)); }
-
-static double soft_ellipse(double u, double v, double cx, double cy,
-                           double rx, double ry, double edge)
+static int alloc_arrays(cx_model_t *m, const uint32_t *comp_class,
+                        const uint32_t *comp_rank)
 {
-    double dx = (u - cx) / rx, dy = (v - cy) / ry;
-    double rho = sqrt(dx * dx + dy * dy);
-    return sig((1.0 - rho) * (rx < ry ? rx : ry) / edge);
-}
-
-static double body_mask(const phantom_t *p, double u, double v)
-{
-    /* superellipse: square shoulders, rounded flanks */
-    double dx = fabs(u - 0.5) / p->body_rx, dy = fabs(v - 0.64) / 0.62;
-    double rho = cbrt(dx * dx * dx + dy * dy * dy);
-    double body = sig((1.0 - rho) * p->body_rx / 0.008);
-    double neck = sig((0.085 - fabs(u - 0.5)) / 0.008) * sig((0.2 - v) / 0.01);
-    return 1.0 - (1.0 - body) * (1.0 - neck);
-}
-
-/* Intensity in [0,1] (bright = dense) at normalised position (u, v). */
-static double phantom_eval(const phantom_t *p, double u, double v,
-                           double *lungs_out)
-{
-    double body = body_mask(p, u, v);
-    double img = 0.10 + 0.33 * body;
-    double au = fabs(u - 0.5);
-    double med = sig((0.05 + 0.04 * v - au) / 0.008) * sig((0.78 - v) / 0.02);
-    img += (0.06 + 0.12 * (v < 0.6 ? v / 0.6 : 1.0)) * med * body;
-
-    double lungs = 0.0;
-    for (int s = -1; s <= 1; s += 2) {
-        double ls = p->lung_scale;
-        double cx = 0.5 + s * (0.05 + 0.135 * ls);
-        double cy = 0.47 + p->lung_dy, ry = 0.29 * ls;
-        double w = (v - (cy - ry)) / (2.0 * ry);
-        w = w < 0 ? 0 : (w > 1 ? 1 : w);
-        double rx = 0.135 * ls * (0.75 + 0.35 * w); /* wider at the bases */
-        double lung = soft_ellipse(u, v, cx, cy, rx, ry, 0.01);
-        double fill = 0.0;
-        if (p->fluid_level < 1.0) {
-            /* the fluid surface curves up along the lateral wall */
-            double lat = s * (u - cx) / rx;
-            lat = lat > 0 ? lat : 0;
-            double level = p->fluid_level + (s > 0 ? 0.06 : 0.0) -
-                           0.07 * lat * lat;
-            fill = 0.95 * sig((v - level) / 0.012);
-        }
-        img -= p->lung_density * lung * (1.0 - fill);
-        lungs += lung;
+    size_t d = m->npix;
+    m->names = calloc(m->nclasses, sizeof *m->names);
+    m->prior = calloc(m->nclasses, sizeof *m->prior);
+    m->first = calloc(m->nclasses + 1, sizeof *m->first);
+    m->mdim = calloc(m->nclasses, sizeof *m->mdim);
+    m->comp = calloc(m->ncomp, sizeof *m->comp);
+    m->views = calloc(m->ncomp, sizeof *m->views);
+    if (!m->names || !m->prior || !m->first || !m->mdim || !m->comp ||
+        !m->views)
+        return -1;
+    m->data_bytes = 0;
+    for (size_t k = 0; k < m->ncomp; k++)
+        m->data_bytes += cx__section_bytes(d, comp_rank[k]);
+    m->data = aligned_alloc(64, m->data_bytes);
+    if (!m->data)
+        return -1;
+    memset(m->data, 0, m->data_bytes);
+    char *p = (char *)m->data;
+    for (size_t k = 0; k < m->ncomp; k++) {
+        cx__comp_t *c = &m->comp[k];
+        c->cls = comp_class[k];
+        c->rank = comp_rank[k];
+        c->mean = (float *)p;
+        c->basis = c->mean + d;
+        c->var = c->basis + (size_t)c->rank * d;
+        p += cx__section_bytes(d, c->rank);
+        m->first[c->cls + 1] = k + 1;
     }
-
-    /* posterior ribs: arcs falling away from the spine */
-    double lat = sig((au - 0.06) / 0.01);
-    for (int k = 0; k < 10; k++) {
-        double vr = 0.15 + 0.06 * k + 0.9 * (u - 0.5) * (u - 0.5);
-        double dv = (v - vr) / 0.012;
-        if (fabs(dv) < 6.0)
-            img += 0.07 * exp(-dv * dv) * lat * (0.1 * body + 0.9 * lungs);
-    }
-
-    double heart = soft_ellipse(u, v, 0.535 + p->heart_dx, 0.655,
-                                0.105 * p->heart_scale,
-                                0.085 * p->heart_scale, 0.01);
-    img = img * (1.0 - heart) + 0.62 * heart;
-
-    if (p->nodule_int != 0.0)
-        img += p->nodule_int * soft_ellipse(u, v, 0.37, 0.38, p->nodule_r,
-                                            p->nodule_r, 0.004);
-    if (lungs_out)
-        *lungs_out = lungs;
-    return img;
-}
-
-/* Which class uses mode i. Modes 0-9 are generic, 10-13 class-specific
- * (cardiomegaly's heart-size mode replaces the generic one, 5). */
-static int mode_in_class(int i, int k)
-{
-    if (i < 10)
-        return !(i == 5 && k == 3);
-    return (i == 10 && k == 1) || ((i == 11 || i == 12) && k == 2) ||
-           (i == 13 && k == 3);
-}
-
-/* Central difference of the phantom in one parameter, one sd wide. */
-static double fd(const phantom_t *base, size_t off, double sd, double u,
-                 double v)
-{
-    phantom_t a = *base, b = *base;
-    *(double *)((char *)&a + off) += sd;
-    *(double *)((char *)&b + off) -= sd;
-    return 0.5 * (phantom_eval(&a, u, v, NULL) - phantom_eval(&b, u, v, NULL));
-}
-
-static void eval_modes(double u, double v, double *f)
-{
-    const phantom_t *n = &normal_phantom;
-    phantom_t eff = class_phantom(1), nod = class_phantom(2),
-              card = class_phantom(3);
-    double body = body_mask(n, u, v);
-    double img = phantom_eval(n, u, v, NULL);
-    f[0] = 0.035 * body;                  /* exposure */
-    f[1] = 0.10 * (img - 0.10);           /* contrast */
-    f[2] = fd(n, offsetof(phantom_t, lung_density), 0.03, u, v);
-    f[3] = fd(n, offsetof(phantom_t, lung_scale), 0.04, u, v);
-    f[4] = fd(n, offsetof(phantom_t, lung_dy), 0.015, u, v);
-    f[5] = fd(n, offsetof(phantom_t, heart_scale), 0.06, u, v);
-    f[6] = fd(n, offsetof(phantom_t, heart_dx), 0.012, u, v);
-    f[7] = fd(n, offsetof(phantom_t, body_rx), 0.012, u, v);
-    f[8] = 0.03 * (2.0 * u - 1.0) * body; /* tilt */
-    f[9] = 0.03 * (2.0 * v - 1.0) * body; /* heel effect */
-    f[10] = fd(&eff, offsetof(phantom_t, fluid_level), 0.035, u, v);
-    f[11] = fd(&nod, offsetof(phantom_t, nodule_int), 0.07, u, v);
-    f[12] = fd(&nod, offsetof(phantom_t, nodule_r), 0.005, u, v);
-    f[13] = fd(&card, offsetof(phantom_t, heart_scale), 0.08, u, v);
-}
-
-void cx__sym_eigen(size_t n, double *a, double *w, double *v)
-{
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < n; j++)
-            v[j * n + i] = i == j ? 1.0 : 0.0;
-    for (int sweep = 0; sweep < 100; sweep++) {
-        double off = 0.0, tot = 0.0;
-        for (size_t i = 0; i < n; i++)
-            for (size_t j = 0; j < n; j++) {
-                tot += a[i * n + j] * a[i * n + j];
-                if (i != j)
-                    off += a[i * n + j] * a[i * n + j];
-            }
-        if (off <= 1e-30 * tot || off == 0.0)
-            break;
-        for (size_t p = 0; p < n; p++)
-            for (size_t q = p + 1; q < n; q++) {
-                double apq = a[p * n + q];
-                if (apq == 0.0)
-                    continue;
-                double theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
-                double t = (theta >= 0 ? 1.0 : -1.0) /
-                           (fabs(theta) + sqrt(theta * theta + 1.0));
-                double c = 1.0 / sqrt(t * t + 1.0), s = t * c;
-                for (size_t k = 0; k < n; k++) { /* rotate columns p, q */
-                    double akp = a[k * n + p], akq = a[k * n + q];
-                    a[k * n + p] = c * akp - s * akq;
-                    a[k * n + q] = s * akp + c * akq;
-                }
-                for (size_t k = 0; k < n; k++) { /* rotate rows p, q */
-                    double apk = a[p * n + k], aqk = a[q * n + k];
-                    a[p * n + k] = c * apk - s * aqk;
-                    a[q * n + k] = s * apk + c * aqk;
-                }
-                for (size_t k = 0; k < n; k++) {
-                    double vkp = v[p * n + k], vkq = v[q * n + k];
-                    v[p * n + k] = c * vkp - s * vkq;
-                    v[q * n + k] = s * vkp + c * vkq;
-                }
-            }
-    }
-    for (size_t i = 0; i < n; i++)
-        w[i] = a[i * n + i];
-    for (size_t i = 0; i < n; i++) { /* selection sort, decreasing */
-        size_t best = i;
-        for (size_t j = i + 1; j < n; j++)
-            if (w[j] > w[best])
-                best = j;
-        if (best != i) {
-            double t = w[i];
-            w[i] = w[best];
-            w[best] = t;
-            for (size_t k = 0; k < n; k++) {
-                t = v[i * n + k];
-                v[i * n + k] = v[best * n + k];
-                v[best * n + k] = t;
-            }
-        }
-    }
-}
-
-int cx_checkpoint_has_class(const char *checkpoint, const char *class_name)
-{
-    if (!checkpoint || !class_name || strcmp(checkpoint, CKPT_NAME) != 0)
-        return 0;
-    for (int k = 0; k < NCLASS; k++)
-        if (strcmp(class_names[k], class_name) == 0)
-            return 1;
-    return 0;
-}
-
-/* Orthonormalises the modes (modified Gram-Schmidt, twice) into q and
- * returns the coefficients r (NMODE x NMODE, f_i = sum_j r[j][i] q_j). */
-static int orthonormalise(double *f, double *q, size_t d, double *r)
-{
-    memcpy(q, f, NMODE * d * sizeof *q);
-    memset(r, 0, NMODE * NMODE * sizeof *r);
-    for (size_t i = 0; i < NMODE; i++) {
-        double *qi = q + i * d;
-        double n0 = 0.0;
-        for (size_t p = 0; p < d; p++)
-            n0 += qi[p] * qi[p];
-        for (int pass = 0; pass < 2; pass++)
-            for (size_t j = 0; j < i; j++) {
-                const double *qj = q + j * d;
-                double dot = 0.0;
-                for (size_t p = 0; p < d; p++)
-                    dot += qj[p] * qi[p];
-                for (size_t p = 0; p < d; p++)
-                    qi[p] -= dot * qj[p];
-                r[j * NMODE + i] += dot;
-            }
-        double nn = 0.0;
-        for (size_t p = 0; p < d; p++)
-            nn += qi[p] * qi[p];
-        if (!(nn > 1e-12 * n0) || n0 == 0.0)
-            return -1;
-        nn = sqrt(nn);
-        r[i * NMODE + i] = nn;
-        for (size_t p = 0; p < d; p++)
-            qi[p] /= nn;
+    for (size_t c = 0; c < m->nclasses; c++) {
+        m->prior[c] = 1.0 / (double)m->nclasses;
+        if (m->first[c + 1] < m->first[c])
+            m->first[c + 1] = m->first[c];
+        size_t n = m->first[c + 1] - m->first[c];
+        for (size_t k = m->first[c]; k < m->first[c + 1]; k++)
+            m->comp[k].weight = 1.0 / (double)n;
     }
     return 0;
 }
 
-static void class_covariance(cx_model_t *m, const double *r, int k)
+cx_model_t *cx__model_alloc(const char *name, uint32_t width, uint32_t height,
+                            size_t nclasses, size_t ncomp,
+                            const uint32_t *comp_class,
+                            const uint32_t *comp_rank, cx_err_t *err)
 {
-    double g[NMODE * NMODE];
-    for (size_t a = 0; a < NMODE; a++)
-        for (size_t b = 0; b < NMODE; b++) {
-            double s = 0.0;
-            for (int i = 0; i < NMODE; i++)
-                if (mode_in_class(i, k))
-                    s += r[a * NMODE + i] * r[b * NMODE + i];
-            g[a * NMODE + b] = s;
+    if (width < CX__MIN_SIDE || height < CX__MIN_SIDE ||
+        width > CX__MAX_SIDE || height > CX__MAX_SIDE) {
+        cx_err_set(err, CX_EINVAL, 0, "%s: size %ux%u outside %ux%u..%ux%u",
+                   name, width, height, CX__MIN_SIDE, CX__MIN_SIDE,
+                   CX__MAX_SIDE, CX__MAX_SIDE);
+        return NULL;
+    }
+    if (nclasses < 1 || nclasses > CX__MAX_CLASSES || ncomp < nclasses ||
+        ncomp > CX__MAX_COMPONENTS) {
+        cx_err_set(err, CX_EMODEL, 0,
+                   "%s: %zu classes, %zu components (want 1..%d classes, "
+                   "each with a component, at most %d in all)",
+                   name, nclasses, ncomp, CX__MAX_CLASSES,
+                   CX__MAX_COMPONENTS);
+        return NULL;
+    }
+    size_t rows = 0;
+    for (size_t k = 0; k < ncomp; k++) {
+        int bad_order = k > 0 && comp_class[k] < comp_class[k - 1];
+        int bad_jump = comp_class[k] != (k ? comp_class[k - 1] : 0) &&
+                       comp_class[k] != (k ? comp_class[k - 1] + 1 : 0);
+        if (comp_class[k] >= nclasses || bad_order || bad_jump ||
+            comp_rank[k] > CX__MAX_RANK) {
+            cx_err_set(err, CX_EMODEL, 0,
+                       "%s: component %zu: class %u rank %u (classes must "
+                       "be in order, each with a component; rank <= %d)",
+                       name, k, comp_class[k], comp_rank[k], CX__MAX_RANK);
+            return NULL;
         }
-    cx__sym_eigen(NMODE, g, m->lam[k], m->v[k]);
-    for (size_t i = 0; i < NMODE; i++)
-        if (m->lam[k][i] < 0.0)
-            m->lam[k][i] = 0.0;
-}
-
-cx_model_t *cx_model_open(const char *checkpoint, uint32_t width,
-                          uint32_t height, cx_err_t *err)
-{
-    if (!checkpoint || strcmp(checkpoint, CKPT_NAME) != 0) {
-        cx_err_set(err, CX_ENOENT, 0, "unknown checkpoint '%s'",
-                   checkpoint ? checkpoint : "(null)");
+        rows += 1 + comp_rank[k];
+    }
+    if (comp_class[ncomp - 1] != nclasses - 1 || rows > CX__MAX_ROWS) {
+        cx_err_set(err, CX_EMODEL, 0,
+                   "%s: %zu basis rows in all (max %d), last class %u of %zu",
+                   name, rows, CX__MAX_ROWS, comp_class[ncomp - 1], nclasses);
         return NULL;
     }
-    if (width < MIN_SIDE || height < MIN_SIDE || width > MAX_SIDE ||
-        height > MAX_SIDE) {
-        cx_err_set(err, CX_EINVAL, 0,
-                   "%s: size %ux%u outside %ux%u..%ux%u", checkpoint, width,
-                   height, MIN_SIDE, MIN_SIDE, MAX_SIDE, MAX_SIDE);
-        return NULL;
-    }
-    size_t d = (size_t)width * height;
     cx_model_t *m = calloc(1, sizeof *m);
-    if (!m)
-        goto fail_alloc;
+    if (!m) {
+        cx_err_set(err, CX_ENOMEM, 1, "%s: out of memory", name);
+        return NULL;
+    }
+    snprintf(m->name, sizeof m->name, "%s", name);
     m->width = width;
     m->height = height;
-    m->npix = d;
-    m->nclasses = NCLASS;
-    m->rank = NMODE;
-    m->names = class_names;
-    m->s2 = GRAIN_SD * GRAIN_SD;
-    m->q = malloc(NMODE * d * sizeof *m->q);
-    m->mu = malloc(NCLASS * d * sizeof *m->mu);
-    double *f = malloc(NMODE * d * sizeof *f);
-    double *qd = malloc(NMODE * d * sizeof *qd);
-    if (!m->q || !m->mu || !f || !qd)
-        goto fail_scratch;
-
-    phantom_t cp[NCLASS];
-    for (int k = 0; k < NCLASS; k++)
-        cp[k] = class_phantom(k);
-    for (uint32_t y = 0; y < height; y++)
-        for (uint32_t x = 0; x < width; x++) {
-            size_t p = (size_t)y * width + x;
-            double u = (x + 0.5) / width, v = (y + 0.5) / height;
-            double modes[NMODE];
-            eval_modes(u, v, modes);
-            for (int i = 0; i < NMODE; i++)
-                f[i * d + p] = modes[i];
-            for (int k = 0; k < NCLASS; k++)
-                m->mu[k * d + p] = (float)phantom_eval(&cp[k], u, v, NULL);
-        }
-
-    double r[NMODE * NMODE];
-    if (orthonormalise(f, qd, d, r) != 0) {
-        cx_err_set(err, CX_EMODEL, 0, "%s: degenerate basis at %ux%u",
-                   checkpoint, width, height);
-        goto fail_build;
+    m->npix = (size_t)width * height;
+    m->nclasses = nclasses;
+    m->ncomp = ncomp;
+    m->local_ok = 1;
+    if (alloc_arrays(m, comp_class, comp_rank) != 0) {
+        cx_err_set(err, CX_ENOMEM, 1, "%s: out of memory (%zu bytes of data)",
+                   name, m->data_bytes);
+        cx_model_destroy(m);
+        return NULL;
     }
-    for (size_t i = 0; i < NMODE * d; i++)
-        m->q[i] = (float)qd[i];
-    for (int k = 0; k < NCLASS; k++) {
-        class_covariance(m, r, k);
-        const float *mk = m->mu + k * d;
-        double mm = 0.0;
-        for (size_t p = 0; p < d; p++)
-            mm += (double)mk[p] * mk[p];
-        m->mumu[k] = mm;
-        for (size_t j = 0; j < NMODE; j++) {
-            const float *qj = m->q + j * d;
-            double s = 0.0;
-            for (size_t p = 0; p < d; p++)
-                s += (double)qj[p] * mk[p];
-            m->qmu[k][j] = s;
-        }
-    }
-    free(qd);
-    free(f);
     return m;
-
-fail_scratch:
-    cx_err_set(err, CX_ENOMEM, 0, "%s: out of memory building %ux%u model",
-               checkpoint, width, height);
-fail_build:
-    free(qd);
-    free(f);
-    cx_model_destroy(m);
-    return NULL;
-fail_alloc:
-    cx_err_set(err, CX_ENOMEM, 0, "%s: out of memory", checkpoint);
-    return NULL;
 }
+
+/* ---- validation ------------------------------------------------------ */
+
+static int all_finite(const float *x, size_t n)
+{
+    int ok = 1;
+    for (size_t i = 0; i < n; i++)
+        ok &= isfinite(x[i]) != 0;
+    return ok;
+}
+
+static int check_sum(const cx_model_t *m, const char *what, double sum,
+                     cx_err_t *err)
+{
+    if (fabs(sum - 1.0) > CX__SUM_TOL)
+        return cx_err_set(err, CX_EMODEL, 0, "%s: %s sum to %.9g, not 1",
+                          m->name, what, sum);
+    return 0;
+}
+
+static int validate_class(cx_model_t *m, size_t c, cx_err_t *err)
+{
+    const char *cn = m->names[c];
+    if (cn[0] == '\0' || memchr(cn, '\0', CX__CLASS_NAME_MAX) == NULL)
+        return cx_err_set(err, CX_EMODEL, 0, "%s: class %zu has no name",
+                          m->name, c);
+    for (size_t j = 0; j < c; j++)
+        if (strcmp(m->names[j], cn) == 0)
+            return cx_err_set(err, CX_EMODEL, 0,
+                              "%s: class '%s' appears twice", m->name, cn);
+    if (!(m->prior[c] > 0.0) || !isfinite(m->prior[c]))
+        return cx_err_set(err, CX_EMODEL, 0, "%s: class '%s' prior %g",
+                          m->name, cn, m->prior[c]);
+    double wsum = 0.0;
+    for (size_t k = m->first[c]; k < m->first[c + 1]; k++) {
+        cx__comp_t *cp = &m->comp[k];
+        if (!(cp->weight > 0.0) || !isfinite(cp->weight) ||
+            !(cp->s2 > 0.0) || !isfinite(cp->s2))
+            return cx_err_set(err, CX_EMODEL, 0,
+                              "%s: class '%s' component %zu: weight %g, "
+                              "residual variance %g (both must be > 0)",
+                              m->name, cn, k - m->first[c], cp->weight,
+                              cp->s2);
+        size_t nf = m->npix * (1 + (size_t)cp->rank) + cp->rank;
+        if (!all_finite(cp->mean, nf))
+            return cx_err_set(err, CX_EMODEL, 0,
+                              "%s: class '%s' component %zu: non-finite "
+                              "values", m->name, cn, k - m->first[c]);
+        for (uint32_t i = 0; i < cp->rank; i++)
+            if (!(cp->var[i] >= 0.0f))
+                return cx_err_set(err, CX_EMODEL, 0,
+                                  "%s: class '%s' component %zu: variance "
+                                  "%u is %g", m->name, cn, k - m->first[c],
+                                  i, cp->var[i]);
+        wsum += cp->weight;
+    }
+    char what[80];
+    snprintf(what, sizeof what, "class '%s' component weights", cn);
+    if (check_sum(m, what, wsum, err) != 0)
+        return -1;
+    for (size_t k = m->first[c]; k < m->first[c + 1]; k++)
+        m->comp[k].weight /= wsum;
+    return 0;
+}
+
+static int validate(cx_model_t *m, cx_err_t *err)
+{
+    double psum = 0.0;
+    for (size_t c = 0; c < m->nclasses; c++) {
+        if (validate_class(m, c, err) != 0)
+            return -1;
+        psum += m->prior[c];
+    }
+    if (check_sum(m, "class priors", psum, err) != 0)
+        return -1;
+    for (size_t c = 0; c < m->nclasses; c++)
+        m->prior[c] /= psum;
+    return 0;
+}
+
+/* ---- the subspace ---------------------------------------------------- */
+
+typedef struct rows {
+    size_t n;          /* all mean and basis rows */
+    const float **p;   /* n row pointers */
+    size_t *first;     /* nclasses + 1: class c's rows */
+    double *g;         /* n x n Gram matrix */
+    double *t;         /* n x n: W row i = sum_j t[i][j] row j */
+    double *gt;        /* n x n: row i = G t[i] (W row i . each row) */
+} rows_t;
+
+static void rows_free(rows_t *r)
+{
+    free(r->p);
+    free(r->first);
+    free(r->g);
+    free(r->t);
+    free(r->gt);
+}
+
+static int rows_init(const cx_model_t *m, rows_t *r)
+{
+    r->n = 0;
+    for (size_t k = 0; k < m->ncomp; k++)
+        r->n += 1 + m->comp[k].rank;
+    r->p = malloc(r->n * sizeof *r->p);
+    r->first = calloc(m->nclasses + 1, sizeof *r->first);
+    r->g = calloc(r->n * r->n, sizeof *r->g);
+    r->t = calloc(r->n * r->n, sizeof *r->t);
+    r->gt = calloc(r->n * r->n, sizeof *r->gt);
+    if (!r->p || !r->first || !r->g || !r->t || !r->gt)
+        return -1;
+    size_t i = 0;
+    for (size_t k = 0; k < m->ncomp; k++) {
+        const cx__comp_t *c = &m->comp[k];
+        r->p[i++] = c->mean;
+        for (uint32_t j = 0; j < c->rank; j++)
+            r->p[i++] = c->basis + (size_t)j * m->npix;
+        r->first[c->cls + 1] = i;
+    }
+    return 0;
+}
+
+/* Lower triangle of the Gram matrix, mirrored: chunked so that a chunk of
+ * every row stays in cache while all pairs are formed. */
+static void gram(const cx_model_t *m, rows_t *r)
+{
+    size_t d = m->npix, n = r->n;
+    for (size_t s = 0; s < d; s += GRAM_CHUNK) {
+        size_t len = d - s < GRAM_CHUNK ? d - s : GRAM_CHUNK;
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j <= i; j++)
+                r->g[i * n + j] += cx__dotd(r->p[i] + s, r->p[j] + s, len);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < i; j++)
+            r->g[j * n + i] = r->g[i * n + j];
+}
+
+static int check_bases(const cx_model_t *m, const rows_t *r, cx_err_t *err)
+{
+    size_t n = r->n, i0 = 0;
+    for (size_t k = 0; k < m->ncomp; k++) {
+        const cx__comp_t *c = &m->comp[k];
+        for (uint32_t a = 0; a < c->rank; a++)
+            for (uint32_t b = 0; b <= a; b++) {
+                double g = r->g[(i0 + 1 + a) * n + i0 + 1 + b];
+                double dev = fabs(g - (a == b ? 1.0 : 0.0));
+                if (dev > CX__ORTHO_TOL)
+                    return cx_err_set(err, CX_EMODEL, 0,
+                                      "%s: class '%s' component %zu: basis "
+                                      "rows %u, %u not orthonormal (dot %g)",
+                                      m->name, m->names[c->cls],
+                                      k - m->first[c->cls], a, b, g);
+            }
+        i0 += 1 + c->rank;
+    }
+    return 0;
+}
+
+/* out = G x for a coefficient vector x over the rows */
+static void gmul(const rows_t *r, const double *x, double *out)
+{
+    size_t n = r->n;
+    for (size_t i = 0; i < n; i++) {
+        double s = 0.0;
+        for (size_t j = 0; j < n; j++)
+            s += r->g[i * n + j] * x[j];
+        out[i] = s;
+    }
+}
+
+static double vdot(const double *a, const double *b, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+/* Scratch of add_class: y and gy nc x n, h and ev nc x nc, lam nc. */
+typedef struct gs {
+    double *y, *gy, *h, *ev, *lam;
+} gs_t;
+
+/* Adds class c's new directions to the orthonormal rows T (n x n
+ * coefficients, rows [0, *mrows) already there) and their G T to gt. */
+static void add_class(const rows_t *r, size_t c, double *tt, double *gtt,
+                      size_t *mrows, const gs_t *s)
+{
+    size_t n = r->n, i0 = r->first[c], nc = r->first[c + 1] - i0;
+    double *y = s->y, *gy = s->gy;
+    memset(y, 0, nc * n * sizeof *y);
+    for (size_t q = 0; q < nc; q++) {
+        double g = r->g[(i0 + q) * n + i0 + q];
+        y[q * n + i0 + q] = g > 0.0 ? 1.0 / sqrt(g) : 0.0;
+    }
+    /* project out the span so far, twice for rounding */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t q = 0; q < nc; q++)
+            for (size_t t = 0; t < *mrows; t++) {
+                double pr = vdot(gtt + t * n, y + q * n, n);
+                for (size_t j = 0; j < n; j++)
+                    y[q * n + j] -= pr * tt[t * n + j];
+            }
+    for (size_t q = 0; q < nc; q++)
+        gmul(r, y + q * n, gy + q * n);
+    for (size_t a = 0; a < nc; a++)
+        for (size_t b = 0; b <= a; b++)
+            s->h[a * nc + b] = s->h[b * nc + a] =
+                vdot(y + a * n, gy + b * n, n);
+    cx__sym_eigen(nc, s->h, s->lam, s->ev);
+    for (size_t i = 0; i < nc && s->lam[i] > CX__SPAN_TOL; i++) {
+        double *t = tt + *mrows * n, *gt = gtt + *mrows * n;
+        double sc = 1.0 / sqrt(s->lam[i]);
+        for (size_t q = 0; q < nc; q++)
+            for (size_t j = 0; j < n; j++) {
+                t[j] += sc * s->ev[i * nc + q] * y[q * n + j];
+                gt[j] += sc * s->ev[i * nc + q] * gy[q * n + j];
+            }
+        (*mrows)++;
+    }
+}
+
+/* out (nrows x D) = T A, chunk by chunk, accumulated in double. */
+static int write_rows(const cx_model_t *m, const rows_t *r, const double *tt,
+                      size_t nrows, float *out)
+{
+    size_t d = m->npix, n = r->n;
+    double *buf = malloc(GRAM_CHUNK * sizeof *buf);
+    if (!buf)
+        return -1;
+    for (size_t s = 0; s < d; s += GRAM_CHUNK) {
+        size_t len = d - s < GRAM_CHUNK ? d - s : GRAM_CHUNK;
+        for (size_t i = 0; i < nrows; i++) {
+            memset(buf, 0, len * sizeof *buf);
+            for (size_t j = 0; j < n; j++)
+                if (tt[i * n + j] != 0.0)
+                    cx__axpyd(buf, tt[i * n + j], r->p[j] + s, len);
+            float *w = out + i * d + s;
+            for (size_t p = 0; p < len; p++)
+                w[p] = (float)buf[p];
+        }
+    }
+    free(buf);
+    return 0;
+}
+
+/* Coordinates of every component's rows in a basis, read off G T: into
+ * alpha (or alpha_l) and b (or b_l), row stride `stride`; class c's basis
+ * rows are gtt rows [off(c), off(c) + dim(c)). */
+static void coordinates(cx_model_t *m, const rows_t *r, const double *gtt,
+                        int local)
+{
+    size_t n = r->n, i = 0;
+    double *col = local ? m->coef_l : m->coef;
+    for (size_t k = 0; k < m->ncomp; k++) {
+        cx__comp_t *c = &m->comp[k];
+        size_t stride = local ? m->cdim[c->cls] : m->m;
+        size_t off = local ? m->coff[c->cls] : 0;
+        size_t lim = local ? m->cdim[c->cls] : m->mdim[c->cls];
+        double *alpha = col, *b = col + stride;
+        if (local) {
+            c->alpha_l = alpha;
+            c->b_l = b;
+        } else {
+            c->alpha = alpha;
+            c->b = b;
+        }
+        for (uint32_t q = 0; q <= c->rank; q++, i++) {
+            double *out = q == 0 ? alpha : b + (size_t)(q - 1) * stride;
+            for (size_t t = 0; t < lim; t++)
+                out[t] = gtt[(off + t) * n + i];
+        }
+        col += (1 + (size_t)c->rank) * stride;
+    }
+}
+
+int cx__model_wants_local(size_t nclasses, const size_t *class_rows)
+{
+    size_t cum = 0, pre = 0;
+    for (size_t c = 0; c < nclasses; c++) {
+        cum += class_rows[c];
+        pre += cum;
+    }
+    return 2 * pre > 3 * cum;
+}
+
+/* Class-local bases (model_impl.h), when cx__model_wants_local. */
+static int build_local(cx_model_t *m, const rows_t *r, const gs_t *s)
+{
+    size_t n = r->n, tot = 0, *crows = malloc(m->nclasses * sizeof *crows);
+    if (!crows)
+        return -1;
+    for (size_t c = 0; c < m->nclasses; c++)
+        crows[c] = r->first[c + 1] - r->first[c];
+    int want = m->local_ok && cx__model_wants_local(m->nclasses, crows);
+    free(crows);
+    if (!want)
+        return 0;
+    double *tt = calloc(n * n, sizeof *tt), *gtt = calloc(n * n, sizeof *gtt);
+    m->cdim = calloc(m->nclasses, sizeof *m->cdim);
+    m->coff = calloc(m->nclasses, sizeof *m->coff);
+    int rc = -1;
+    if (!tt || !gtt || !m->cdim || !m->coff)
+        goto done;
+    for (size_t c = 0; c < m->nclasses; c++) {
+        size_t k = 0;
+        m->coff[c] = tot;
+        add_class(r, c, tt + tot * n, gtt + tot * n, &k, s);
+        m->cdim[c] = k;
+        tot += k;
+    }
+    m->wc = aligned_alloc(64, (tot * m->npix * sizeof *m->wc + 63) / 64 * 64);
+    m->coef_l = calloc(n * (tot ? tot : 1), sizeof *m->coef_l);
+    if (!m->wc || !m->coef_l || write_rows(m, r, tt, tot, m->wc) != 0) {
+        rc = -1;
+        goto done;
+    }
+    m->wc_rows = tot;
+    coordinates(m, r, gtt, 1);
+    rc = 0;
+done:
+    free(tt);
+    free(gtt);
+    return rc;
+}
+
+static int build_subspace(cx_model_t *m, cx_err_t *err)
+{
+    rows_t r = {0};
+    gs_t s = {0};
+    int rc = -1;
+    if (rows_init(m, &r) != 0)
+        goto fail_nomem;
+    gram(m, &r);
+    if (check_bases(m, &r, err) != 0)
+        goto done;
+    size_t maxc = 0;
+    for (size_t c = 0; c < m->nclasses; c++)
+        if (r.first[c + 1] - r.first[c] > maxc)
+            maxc = r.first[c + 1] - r.first[c];
+    s.y = malloc(maxc * r.n * sizeof *s.y);
+    s.gy = malloc(maxc * r.n * sizeof *s.gy);
+    s.h = malloc(maxc * maxc * sizeof *s.h);
+    s.ev = malloc(maxc * maxc * sizeof *s.ev);
+    s.lam = malloc(maxc * sizeof *s.lam);
+    if (!s.y || !s.gy || !s.h || !s.ev || !s.lam)
+        goto fail_nomem;
+    size_t mrows = 0;
+    for (size_t c = 0; c < m->nclasses; c++) {
+        add_class(&r, c, r.t, r.gt, &mrows, &s);
+        m->mdim[c] = mrows;
+    }
+    m->m = mrows;
+    m->w = aligned_alloc(64, (mrows * m->npix * sizeof *m->w + 63) / 64 * 64);
+    m->coef = calloc(r.n * (mrows ? mrows : 1), sizeof *m->coef);
+    if (!m->w || !m->coef || write_rows(m, &r, r.t, mrows, m->w) != 0)
+        goto fail_nomem;
+    coordinates(m, &r, r.gt, 0);
+    if (build_local(m, &r, &s) != 0)
+        goto fail_nomem;
+    rc = 0;
+    goto done;
+fail_nomem:
+    cx_err_set(err, CX_ENOMEM, 1, "%s: out of memory building the subspace",
+               m->name);
+done:
+    free(s.y);
+    free(s.gy);
+    free(s.h);
+    free(s.ev);
+    free(s.lam);
+    rows_free(&r);
+    return rc;
+}
+
+int cx__model_finish(cx_model_t *m, cx_err_t *err)
+{
+    if (validate(m, err) != 0 || build_subspace(m, err) != 0)
+        return -1;
+    for (size_t k = 0; k < m->ncomp; k++) {
+        cx__comp_t *c = &m->comp[k];
+        c->logw = log(c->weight);
+        c->logw_all = log(m->prior[c->cls] * c->weight);
+        m->views[k] = (cx_component_view_t){.weight = c->weight,
+                                            .rank = c->rank,
+                                            .mean = c->mean,
+                                            .basis = c->basis,
+                                            .var = c->var,
+                                            .resid_var = c->s2};
+    }
+    return 0;
+}
+
+/* ---- public accessors ------------------------------------------------ */
 
 void cx_model_destroy(cx_model_t *m)
 {
     if (!m)
         return;
-    free(m->q);
-    free(m->mu);
+    free(m->names);
+    free(m->prior);
+    free(m->first);
+    free(m->mdim);
+    free(m->comp);
+    free(m->views);
+    free(m->data);
+    free(m->w);
+    free(m->coef);
+    free(m->cdim);
+    free(m->coff);
+    free(m->wc);
+    free(m->coef_l);
     free(m);
 }
 
@@ -400,8 +566,36 @@ int cx_model_class_index(const cx_model_t *m, const char *name)
 
 size_t cx_model_memory_bytes(const cx_model_t *m)
 {
-    return sizeof *m + (m->rank + m->nclasses) * m->npix * sizeof(float);
+    size_t rows = 0;
+    for (size_t k = 0; k < m->ncomp; k++)
+        rows += 1 + m->comp[k].rank;
+    return sizeof *m + m->data_bytes +
+           (m->m + m->wc_rows) * m->npix * sizeof(float) +
+           rows * (m->m + m->wc_rows) * sizeof(double) +
+           m->ncomp * (sizeof(cx__comp_t) + sizeof(cx_component_view_t)) +
+           m->nclasses * (CX__CLASS_NAME_MAX + 3 * sizeof(size_t) +
+                          sizeof(double));
 }
 
 uint32_t cx_model_width(const cx_model_t *m) { return m->width; }
 uint32_t cx_model_height(const cx_model_t *m) { return m->height; }
+const char *cx_model_name(const cx_model_t *m) { return m->name; }
+
+int cx_model_components(const cx_model_t *m, size_t class_idx,
+                        const cx_component_view_t **out, size_t *n,
+                        cx_err_t *err)
+{
+    if (!m || !out || !n)
+        return cx_err_set(err, CX_EINVAL, 0, "components: missing argument");
+    if (class_idx >= m->nclasses)
+        return cx_err_set(err, CX_EINVAL, 0, "components: class %zu of %zu",
+                          class_idx, m->nclasses);
+    *out = m->views + m->first[class_idx];
+    *n = m->first[class_idx + 1] - m->first[class_idx];
+    return 0;
+}
+
+double cx_model_class_prior(const cx_model_t *m, size_t class_idx)
+{
+    return m && class_idx < m->nclasses ? m->prior[class_idx] : 0.0;
+}

@@ -1,33 +1,45 @@
-/* DDIM, Euler and Heun samplers over the exact denoiser of the reference
- * model (see model_impl.h for the model's layout).
+/* DDIM, Euler and Heun samplers over the exact denoiser of a low-rank
+ * Gaussian mixture (model_impl.h has the model's layout, kernels/README.md
+ * the maths).
  *
  * Every sampler writes its state as x = a x0 + b eps: DDIM on the VP cosine
  * schedule (a = sqrt(alpha-bar), b = sqrt(1 - alpha-bar)), Euler and Heun
- * on Karras sigmas in the VE form (a = 1, b = sigma). For one Gaussian class
- * N(mu, Q S Q^T + s2 I) the posterior mean is then
- *     E[x0 | x] = mu + g(s2) d + Q V (h .* V^T Q^T d),  d = x - a mu,
- *     g(e) = a e / (a^2 e + b^2),  h_i = g(lam_i + s2) - g(s2).
- * The unconditional denoiser is the exact mixture (equal priors) with
- * responsibilities from each class's Gaussian marginal of x, evaluated in
- * the subspace (Woodbury); guidance mixes the two: uncond + w (cond -
- * uncond). All of it is affine in x and the means, so one evaluation is two
- * passes over memory: (1) project x onto Q and the class means, (2) rebuild
- * E[x0 | x] chunk by chunk and apply the step while the chunk is in L1.
+ * on Karras sigmas in the VE form (a = 1, b = sigma). For component k,
+ * N(mu, U^T diag(var) U + s2 I), the posterior mean is
+ *     E_k = mu + g(s2) d + U^T ((g(var + s2) - g(s2)) .* U d),  d = x - a mu,
+ *     g(e) = a e / (a^2 e + b^2),
+ * and the mixture's is sum_k r_k E_k with responsibilities r_k from each
+ * component's marginal N(x; a mu, a^2 C + b^2 I), evaluated in the subspace
+ * (Woodbury), normalised by log-sum-exp. Guided = uncond + w (cond -
+ * uncond). The whole guided E is g x + W^T e for a scalar g and an m-vector
+ * e, and everything it depends on is (W x, |x|^2): so one evaluation is two
+ * passes over W whatever the number of components, (1) project x onto W's
+ * rows, (2) rebuild E chunk by chunk and apply the step while in L1. With
+ * w = 1 only the class's span matters: its prefix of W, or its own local
+ * basis where the model has one (model_impl.h).
  *
- * Determinism: each image is computed by one thread with fixed summation
- * order (explicit 16-lane partial sums, chunked), so the bytes do not depend
- * on the thread count. Noise streams: 0 for the initial state, 1 + i for
- * DDIM's extra noise at step i. */
+ * Images are processed in groups of up to GROUP so each chunk of W is read
+ * once per group rather than once per image; each image's arithmetic is
+ * nevertheless exactly the same operations in the same order whatever the
+ * group, thread or batch (vec.h's blocked kernels are order-identical to the
+ * single-row ones), so the bytes of image i depend only on (model, class,
+ * params, seed, i). Noise streams: 0 for the initial state, 1 + i for DDIM's
+ * extra noise at step i. */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "model_impl.h"
+#include "vec.h"
 
-#define CHUNK 2048 /* pixels per pass-2 chunk: 8 KiB per float buffer */
-#define LANES 16
+#define CHUNK 1024 /* pixels per pass chunk: 4 KiB per float buffer */
+#define GROUP 8    /* images sharing one stream of W */
 #define MAX_STEPS 10000u
+#define MAX_THREADS 256u
 
 double cx__ddim_alphabar(uint32_t t)
 {
@@ -71,238 +83,339 @@ static inline double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Fixed-order dot product: 16 float lanes, summed in double. */
-static double dot_f(const float *a, const float *b, size_t n)
-{
-    float acc[LANES] = {0};
-    size_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int l = 0; l < LANES; l++)
-            acc[l] += a[i + l] * b[i + l];
-    for (int l = 0; i < n; i++, l++)
-        acc[l] += a[i] * b[i];
-    double s = 0.0;
-    for (int l = 0; l < LANES; l++)
-        s += acc[l];
-    return s;
-}
+/* Buffers of one image, named by role so that one step description
+ * serves the whole group. */
+enum { BUF_X, BUF_X1, BUF_D1, BUF_NONE };
 
-typedef struct gen {
+typedef struct img {
+    uint32_t index;
+    float *buf[3]; /* x; Heun: x1 (trial point), d1 (first denoiser) */
+    double *c;     /* m: W x */
+    double xx;     /* |x|^2 */
+    float g;       /* E = g x + W^T e */
+    float *e;      /* m */
+} img_t;
+
+typedef struct grp {
     const cx_model_t *m;
     size_t cls;
-    double w;          /* guidance scale */
-    int mixture;       /* w != 1: the unconditional mixture is needed */
+    double w;       /* guidance scale */
+    int cond, uncond; /* which mixtures the guided E needs */
+    size_t rows;    /* basis rows in use */
+    const float *basis; /* W, or the class's local basis (local) */
+    int local;      /* coefficients alpha_l, b_l of the class-local basis */
     uint64_t seed;
-    uint32_t index;
-    cx_gen_timing_t *t; /* NULL: no timing */
-} gen_t;
+    size_t n;       /* images in this group */
+    img_t img[GROUP];
+    float *den;     /* GROUP x CHUNK */
+    float *z;       /* CHUNK */
+    double *ll, *beta, *p, *dc, *e;  /* combine scratch */
+    cx_gen_timing_t *t;  /* NULL: no timing */
+    float *xb, *eb;      /* owned storage behind img[] */
+    double *cb;
+} grp_t;
 
-/* The affine form of the guided denoiser at one noise level:
- * E = g x + sum_k cm[k] mu_k + sum_j v[j] q_j. */
-typedef struct den {
-    float g;
-    float cm[CX__MAX_CLASSES];
-    float v[CX__MAX_RANK];
-} den_t;
-
-/* One step's output: out = a_den E + a_x xin + a_y y + a_w w + a_z z. */
+/* One step: out = a_den E + a_x in + a_y y + a_w w + a_z z (buffers by
+ * role; out may be in or y). */
 typedef struct upd {
     float a_den, a_x, a_y, a_w, a_z;
-    const float *y, *w;
-    uint32_t zstream;  /* used when a_z != 0 */
-    float *out;        /* may alias xin or y */
-    float *den_out;    /* if set, E is stored here too (Heun) */
+    int in, out, y, wb, den_out; /* BUF_* */
+    uint32_t zstream;            /* when a_z != 0 */
 } upd_t;
 
-/* Pass 1: p_j = q_j . x, qk_k = mu_k . x (mixture only), chunk by chunk
- * so x stays in cache while the rows stream past. */
-static void project(const gen_t *G, const float *x, double *p, double *qk)
+/* ---- pass 1: projections ---------------------------------------------- */
+
+static void project(grp_t *G, int in)
 {
-    const cx_model_t *m = G->m;
-    size_t d = m->npix;
-    memset(p, 0, m->rank * sizeof *p);
-    memset(qk, 0, m->nclasses * sizeof *qk);
+    const float *w = G->basis;
+    size_t d = G->m->npix, rows = G->rows;
+    for (size_t b = 0; b < G->n; b++) {
+        memset(G->img[b].c, 0, rows * sizeof(double));
+        G->img[b].xx = 0.0;
+    }
     for (size_t s = 0; s < d; s += CHUNK) {
         size_t n = d - s < CHUNK ? d - s : CHUNK;
-        for (size_t j = 0; j < m->rank; j++)
-            p[j] += dot_f(m->q + j * d + s, x + s, n);
-        if (G->mixture)
-            for (size_t k = 0; k < m->nclasses; k++)
-                qk[k] += dot_f(m->mu + k * d + s, x + s, n);
+        size_t j = 0;
+        for (; j + 4 <= rows; j += 4) {
+            const float *r4[4] = {w + j * d + s, w + (j + 1) * d + s,
+                                  w + (j + 2) * d + s, w + (j + 3) * d + s};
+            size_t b = 0;
+            for (; b + 2 <= G->n; b += 2) {
+                double o[4], o2[4];
+                cx__dot4x2(r4, G->img[b].buf[in] + s,
+                           G->img[b + 1].buf[in] + s, n, o, o2);
+                for (int q = 0; q < 4; q++) {
+                    G->img[b].c[j + q] += o[q];
+                    G->img[b + 1].c[j + q] += o2[q];
+                }
+            }
+            for (; b < G->n; b++) {
+                double o[4];
+                cx__dot4(r4, G->img[b].buf[in] + s, n, o);
+                for (int q = 0; q < 4; q++)
+                    G->img[b].c[j + q] += o[q];
+            }
+        }
+        for (; j < rows; j++)
+            for (size_t b = 0; b < G->n; b++)
+                G->img[b].c[j] +=
+                    cx__dot(w + j * d + s, G->img[b].buf[in] + s, n);
+        for (size_t b = 0; b < G->n; b++) {
+            const float *x = G->img[b].buf[in] + s;
+            G->img[b].xx += cx__dot(x, x, n);
+        }
     }
 }
 
-/* From the projections to the affine form of the guided E[x0 | x]. */
-static void combine(const gen_t *G, double a, double b, const double *p,
-                    const double *qk, den_t *out)
+/* ---- the mixture in W's coordinates ----------------------------------- */
+
+/* log N(x; a mu_k, a^2 C_k + b^2 I) + const, and p = U_k d into p. */
+/* A component's coordinates in the basis in use. */
+static const double *alpha_of(const grp_t *G, const cx__comp_t *k)
 {
-    const cx_model_t *m = G->m;
-    size_t r = m->rank, K = m->nclasses;
-    double s2 = m->s2, a2 = a * a, b2 = b * b;
-    double sig0 = a2 * s2 + b2;
-    double g = a * s2 / sig0;
-    double c[CX__MAX_CLASSES][CX__MAX_RANK], ll[CX__MAX_CLASSES];
-    double beta[CX__MAX_CLASSES] = {0};
-
-    for (size_t k = 0; k < K; k++) {
-        if (!G->mixture && k != G->cls)
-            continue;
-        double e[CX__MAX_RANK], ee = 0.0, quad = 0.0, logdet = 0.0;
-        for (size_t j = 0; j < r; j++) {
-            e[j] = p[j] - a * m->qmu[k][j];
-            ee += e[j] * e[j];
-        }
-        for (size_t i = 0; i < r; i++) { /* c = V_k^T e */
-            const double *vi = m->v[k] + i * r;
-            double s = 0.0;
-            for (size_t j = 0; j < r; j++)
-                s += vi[j] * e[j];
-            c[k][i] = s;
-            double ev = a2 * m->lam[k][i] + sig0;
-            quad += s * s / ev;
-            logdet += log(ev);
-        }
-        /* |x - a mu_k|^2 without the |x|^2 every class shares */
-        double dd = -2.0 * a * qk[k] + a2 * m->mumu[k];
-        ll[k] = -0.5 * (quad + (dd - ee) / sig0 + logdet);
-    }
-    if (G->mixture) {
-        double mx = -INFINITY, z = 0.0;
-        for (size_t k = 0; k < K; k++)
-            mx = ll[k] > mx ? ll[k] : mx;
-        for (size_t k = 0; k < K; k++)
-            z += exp(ll[k] - mx);
-        for (size_t k = 0; k < K; k++)
-            beta[k] = (1.0 - G->w) * exp(ll[k] - mx) / z;
-        beta[G->cls] += G->w;
-    } else {
-        beta[G->cls] = 1.0;
-    }
-
-    double v[CX__MAX_RANK] = {0};
-    for (size_t k = 0; k < K; k++) {
-        if (beta[k] == 0.0)
-            continue;
-        for (size_t i = 0; i < r; i++) {
-            double ei = m->lam[k][i] + s2;
-            double h = a * ei / (a2 * ei + b2) - g;
-            double coef = beta[k] * h * c[k][i];
-            const double *vi = m->v[k] + i * r;
-            for (size_t j = 0; j < r; j++)
-                v[j] += coef * vi[j];
-        }
-    }
-    out->g = (float)g;
-    for (size_t k = 0; k < K; k++)
-        out->cm[k] = (float)(beta[k] * (1.0 - a * g));
-    for (size_t j = 0; j < r; j++)
-        out->v[j] = (float)v[j];
+    return G->local ? k->alpha_l : k->alpha;
 }
 
-/* Pass 2: rebuild E chunk by chunk and apply the step to it. */
-static void apply(const gen_t *G, const den_t *dn, const float *xin,
-                  const upd_t *u)
+static const double *b_of(const grp_t *G, const cx__comp_t *k, size_t *stride)
+{
+    *stride = G->local ? G->m->cdim[k->cls] : G->m->m;
+    return G->local ? k->b_l : k->b;
+}
+
+static double comp_loglik(const grp_t *G, const cx__comp_t *k, double a,
+                          double b, const double *c, double perp, double *p,
+                          double *dc)
+{
+    size_t rows = G->rows, mm;
+    const double *alpha = alpha_of(G, k), *bk = b_of(G, k, &mm);
+    double a2 = a * a, b2 = b * b, sig0 = a2 * k->s2 + b2;
+    double dd = 0.0, pp = 0.0, quad = 0.0;
+    double logdet = ((double)G->m->npix - k->rank) * log(sig0);
+    for (size_t j = 0; j < rows; j++) {
+        dc[j] = c[j] - a * alpha[j];
+        dd += dc[j] * dc[j];
+    }
+    for (uint32_t i = 0; i < k->rank; i++) {
+        const double *bi = bk + i * mm;
+        double s = 0.0;
+        for (size_t j = 0; j < rows; j++)
+            s += bi[j] * dc[j];
+        p[i] = s;
+        double e = a2 * ((double)k->var[i] + k->s2) + b2;
+        quad += s * s / e;
+        pp += s * s;
+        logdet += log(e);
+    }
+    double res = perp + dd - pp; /* |d|^2 - |U d|^2 */
+    return -0.5 * (quad + (res > 0.0 ? res : 0.0) / sig0 + logdet);
+}
+
+/* beta[k] += scale * softmax over [k0, k1) of ll[k] + logw */
+static void responsibilities(const grp_t *G, size_t k0, size_t k1, int all,
+                             double scale, const double *ll, double *beta)
+{
+    double mx = -INFINITY, z = 0.0;
+    for (size_t k = k0; k < k1; k++) {
+        double l = ll[k] + (all ? G->m->comp[k].logw_all : G->m->comp[k].logw);
+        mx = l > mx ? l : mx;
+    }
+    for (size_t k = k0; k < k1; k++) {
+        double l = ll[k] + (all ? G->m->comp[k].logw_all : G->m->comp[k].logw);
+        z += exp(l - mx);
+    }
+    for (size_t k = k0; k < k1; k++) {
+        double l = ll[k] + (all ? G->m->comp[k].logw_all : G->m->comp[k].logw);
+        beta[k] += scale * exp(l - mx) / z;
+    }
+}
+
+/* From (W x, |x|^2) to the guided E = g x + W^T e. */
+static void combine(grp_t *G, img_t *im, double a, double b)
 {
     const cx_model_t *m = G->m;
-    size_t d = m->npix;
-    float den[CHUNK], z[CHUNK];
+    size_t rows = G->rows, mm;
+    size_t k0 = G->uncond ? 0 : m->first[G->cls];
+    size_t k1 = G->uncond ? m->ncomp : m->first[G->cls + 1];
+    double cc = 0.0, a2 = a * a, b2 = b * b;
+    for (size_t j = 0; j < rows; j++)
+        cc += im->c[j] * im->c[j];
+    double perp = im->xx - cc; /* |x|^2 outside the subspace */
+    perp = perp > 0.0 ? perp : 0.0;
+    double *p = G->p;
+    for (size_t k = k0; k < k1; k++) {
+        G->ll[k] = comp_loglik(G, &m->comp[k], a, b, im->c, perp, p, G->dc);
+        G->beta[k] = 0.0;
+        p += m->comp[k].rank;
+    }
+    if (G->uncond)
+        responsibilities(G, 0, m->ncomp, 1, 1.0 - G->w, G->ll, G->beta);
+    if (G->cond)
+        responsibilities(G, m->first[G->cls], m->first[G->cls + 1], 0, G->w,
+                         G->ll, G->beta);
+    double g = 0.0, *e = G->e;
+    memset(e, 0, rows * sizeof *e);
+    p = G->p;
+    for (size_t k = k0; k < k1; p += m->comp[k].rank, k++) {
+        const cx__comp_t *c = &m->comp[k];
+        double be = G->beta[k];
+        if (be == 0.0)
+            continue;
+        double sig0 = a2 * c->s2 + b2, g0 = a * c->s2 / sig0;
+        g += be * g0;
+        double cm = be * (1.0 - a * g0);
+        const double *alpha = alpha_of(G, c), *bk = b_of(G, c, &mm);
+        for (size_t j = 0; j < rows; j++)
+            e[j] += cm * alpha[j];
+        for (uint32_t i = 0; i < c->rank; i++) {
+            double ei = (double)c->var[i] + c->s2;
+            double h = a * ei / (a2 * ei + b2) - g0;
+            double coef = be * h * p[i];
+            const double *bi = bk + i * mm;
+            for (size_t j = 0; j < rows; j++)
+                e[j] += coef * bi[j];
+        }
+    }
+    im->g = (float)g;
+    for (size_t j = 0; j < rows; j++)
+        im->e[j] = (float)e[j];
+}
+
+/* ---- pass 2: rebuild E and step --------------------------------------- */
+
+/* den becomes the step's result (out may alias xs or ys, so the result is
+ * formed in den and copied after). */
+CX__CLONES static void step_chunk(float *out, float *den, const float *xs,
+                                  const upd_t *u, const float *ys,
+                                  const float *ws, const float *zs, size_t n)
+{
+    float a_den = u->a_den, a_x = u->a_x;
+    for (size_t i = 0; i < n; i++)
+        den[i] = a_den * den[i] + a_x * xs[i];
+    if (ys)
+        for (size_t i = 0; i < n; i++)
+            den[i] += u->a_y * ys[i];
+    if (ws)
+        for (size_t i = 0; i < n; i++)
+            den[i] += u->a_w * ws[i];
+    if (zs)
+        for (size_t i = 0; i < n; i++)
+            den[i] += u->a_z * zs[i];
+    memcpy(out, den, n * sizeof *out);
+}
+
+static void rebuild(grp_t *G, int in, size_t s, size_t n)
+{
+    const float *w = G->basis;
+    size_t d = G->m->npix, rows = G->rows, j = 0;
+    for (size_t b = 0; b < G->n; b++)
+        cx__scale(G->den + b * CHUNK, G->img[b].g, G->img[b].buf[in] + s, n);
+    for (; j + 4 <= rows; j += 4) {
+        const float *r4[4] = {w + j * d + s, w + (j + 1) * d + s,
+                              w + (j + 2) * d + s, w + (j + 3) * d + s};
+        for (size_t b = 0; b < G->n; b++)
+            cx__axpy4(G->den + b * CHUNK, G->img[b].e + j, r4, n);
+    }
+    for (; j < rows; j++)
+        for (size_t b = 0; b < G->n; b++)
+            cx__axpy(G->den + b * CHUNK, G->img[b].e[j], w + j * d + s, n);
+}
+
+static void apply(grp_t *G, const upd_t *u)
+{
+    size_t d = G->m->npix;
     double t0 = 0, t1 = 0;
     for (size_t s = 0; s < d; s += CHUNK) {
         size_t n = d - s < CHUNK ? d - s : CHUNK;
         if (G->t)
             t0 = now_s();
-        const float *xs = xin + s;
-        for (size_t i = 0; i < n; i++)
-            den[i] = dn->g * xs[i];
-        for (size_t k = 0; k < m->nclasses; k++) {
-            if (dn->cm[k] == 0.0f)
-                continue;
-            const float *mk = m->mu + k * d + s;
-            float ck = dn->cm[k];
-            for (size_t i = 0; i < n; i++)
-                den[i] += ck * mk[i];
-        }
-        for (size_t j = 0; j < m->rank; j++) {
-            const float *qj = m->q + j * d + s;
-            float vj = dn->v[j];
-            for (size_t i = 0; i < n; i++)
-                den[i] += vj * qj[i];
-        }
+        rebuild(G, u->in, s, n);
         if (G->t) {
             t1 = now_s();
             G->t->denoise_s += t1 - t0;
         }
-        if (u->den_out)
-            memcpy(u->den_out + s, den, n * sizeof *den);
-        for (size_t i = 0; i < n; i++)
-            den[i] = u->a_den * den[i] + u->a_x * xs[i];
-        if (u->y) {
-            const float *ys = u->y + s;
-            for (size_t i = 0; i < n; i++)
-                den[i] += u->a_y * ys[i];
+        for (size_t b = 0; b < G->n; b++) {
+            img_t *im = &G->img[b];
+            float *den = G->den + b * CHUNK;
+            if (u->den_out != BUF_NONE)
+                memcpy(im->buf[u->den_out] + s, den, n * sizeof *den);
+            const float *zs = NULL;
+            if (u->a_z != 0.0f) {
+                cx_normals(G->seed, im->index, u->zstream, s, n, G->z);
+                zs = G->z;
+            }
+            step_chunk(im->buf[u->out] + s, den, im->buf[u->in] + s, u,
+                       u->y != BUF_NONE ? im->buf[u->y] + s : NULL,
+                       u->wb != BUF_NONE ? im->buf[u->wb] + s : NULL, zs, n);
         }
-        if (u->w) {
-            const float *ws = u->w + s;
-            for (size_t i = 0; i < n; i++)
-                den[i] += u->a_w * ws[i];
-        }
-        if (u->a_z != 0.0f) {
-            cx_normals(G->seed, G->index, u->zstream, s, n, z);
-            for (size_t i = 0; i < n; i++)
-                den[i] += u->a_z * z[i];
-        }
-        memcpy(u->out + s, den, n * sizeof *den);
         if (G->t)
             G->t->update_s += now_s() - t1;
     }
 }
 
-/* One denoiser evaluation at (a, b) on xin, followed by the step u. */
-static void eval_step(const gen_t *G, double a, double b, const float *xin,
-                      const upd_t *u)
+/* One denoiser evaluation at (a, b) followed by the step u, for the group */
+static void eval_step(grp_t *G, double a, double b, const upd_t *u)
 {
-    double p[CX__MAX_RANK], qk[CX__MAX_CLASSES];
-    den_t dn;
     double t0 = G->t ? now_s() : 0;
-    project(G, xin, p, qk);
-    combine(G, a, b, p, qk, &dn);
+    project(G, u->in);
+    for (size_t i = 0; i < G->n; i++)
+        combine(G, &G->img[i], a, b);
     if (G->t) {
         G->t->denoise_s += now_s() - t0;
-        G->t->evals++;
+        G->t->evals += G->n;
     }
-    apply(G, &dn, xin, u);
+    apply(G, u);
 }
 
-/* x = a m0 + b z with m0 = (1 - w) mean_k mu_k + w mu_c: the mean of the
- * guided terminal marginal, so the prior is exact in mean (a state of pure
- * noise would start every image a few standard deviations off along the
- * basis directions that correlate with the mean image at large sizes). */
-static void init_state(const gen_t *G, double a, double b, float *x)
+/* x = a m0 + b z with m0 the mean of the guided terminal marginal,
+ * (1 - w) sum_k prior weight_k mu_k + w sum_(k in class) weight_k mu_k, so
+ * the prior is exact in mean (pure noise would start every image a few
+ * standard deviations off along the directions that correlate with the
+ * mean image at large sizes). */
+static void init_state(grp_t *G, double a, double b)
 {
     const cx_model_t *m = G->m;
-    size_t d = m->npix, K = m->nclasses;
+    size_t d = m->npix, rows = G->rows;
     double t0 = G->t ? now_s() : 0;
-    cx_normals(G->seed, G->index, 0, 0, d, x);
-    float fb = (float)b;
-    float wc = (float)(a * G->w), wall = (float)(a * (1.0 - G->w) / K);
-    const float *mc = m->mu + G->cls * d;
-    for (size_t i = 0; i < d; i++)
-        x[i] = fb * x[i] + wc * mc[i];
-    if (wall != 0.0f)
-        for (size_t k = 0; k < K; k++) {
-            const float *mk = m->mu + k * d;
-            for (size_t i = 0; i < d; i++)
-                x[i] += wall * mk[i];
+    double *m0 = G->e;
+    memset(m0, 0, rows * sizeof *m0);
+    for (size_t k = 0; k < m->ncomp; k++) {
+        const cx__comp_t *c = &m->comp[k];
+        double wk = 0.0;
+        if (G->uncond)
+            wk += (1.0 - G->w) * m->prior[c->cls] * c->weight;
+        if (G->cond && c->cls == G->cls)
+            wk += G->w * c->weight;
+        const double *alpha = alpha_of(G, c);
+        for (size_t j = 0; wk != 0.0 && j < rows; j++)
+            m0[j] += a * wk * alpha[j];
+    }
+    float *coef = G->img[0].e; /* shared: the same for every image */
+    for (size_t j = 0; j < rows; j++)
+        coef[j] = (float)m0[j];
+    for (size_t i = 0; i < G->n; i++) {
+        float *x = G->img[i].buf[BUF_X];
+        cx_normals(G->seed, G->img[i].index, 0, 0, d, x);
+        cx__scale(x, (float)b, x, d);
+        const float *w = G->basis;
+        size_t j = 0;
+        for (; j + 4 <= rows; j += 4) {
+            const float *r4[4] = {w + j * d, w + (j + 1) * d,
+                                  w + (j + 2) * d, w + (j + 3) * d};
+            cx__axpy4(x, coef + j, r4, d);
         }
+        for (; j < rows; j++)
+            cx__axpy(x, coef[j], w + j * d, d);
+    }
     if (G->t)
         G->t->update_s += now_s() - t0;
 }
 
-static void run_ddim(const gen_t *G, uint32_t n, double eta, float *x)
+static void run_ddim(grp_t *G, uint32_t n, double eta, int init)
 {
     uint32_t t = cx__ddim_timestep(0, n);
     double ab = cx__ddim_alphabar(t);
-    init_state(G, sqrt(ab), sqrt(1.0 - ab), x);
+    if (init)
+        init_state(G, sqrt(ab), sqrt(1.0 - ab));
     for (uint32_t i = 0; i < n; i++) {
         double abn = i + 1 < n ? cx__ddim_alphabar(cx__ddim_timestep(i + 1, n))
                                : 1.0;
@@ -314,40 +427,43 @@ static void run_ddim(const gen_t *G, uint32_t n, double eta, float *x)
                    .a_x = (float)(c1 / b),
                    .a_z = (float)sig,
                    .zstream = 1 + i,
-                   .out = x};
-        eval_step(G, a, b, x, &u);
+                   .in = BUF_X, .out = BUF_X, .y = BUF_NONE, .wb = BUF_NONE,
+                   .den_out = BUF_NONE};
+        eval_step(G, a, b, &u);
         ab = abn;
     }
 }
 
-static void run_karras(const gen_t *G, uint32_t n, int heun, float *x,
-                       float *x1, float *d1)
+static void run_karras(grp_t *G, uint32_t n, int heun, int init)
 {
-    init_state(G, 1.0, cx__karras_sigma(0, n), x);
+    if (init)
+        init_state(G, 1.0, cx__karras_sigma(0, n));
     for (uint32_t i = 0; i < n; i++) {
         double s = cx__karras_sigma(i, n), sn = cx__karras_sigma(i + 1, n);
         double h = sn - s;
         /* Euler: x' = x + h (x - E) / s */
-        upd_t u = {.a_den = (float)(-h / s), .a_x = (float)(sn / s)};
+        upd_t u = {.a_den = (float)(-h / s), .a_x = (float)(sn / s),
+                   .in = BUF_X, .out = BUF_X, .y = BUF_NONE, .wb = BUF_NONE,
+                   .den_out = BUF_NONE};
         if (!heun || sn == 0.0) {
-            u.out = x;
-            eval_step(G, 1.0, s, x, &u);
+            eval_step(G, 1.0, s, &u);
             continue;
         }
-        u.out = x1;
-        u.den_out = d1;
-        eval_step(G, 1.0, s, x, &u);
+        u.out = BUF_X1;
+        u.den_out = BUF_D1;
+        eval_step(G, 1.0, s, &u);
         /* x' = x + h/2 ((x - E1)/s + (x1 - E2)/sn) */
         upd_t u2 = {.a_den = (float)(-h / (2 * sn)),
                     .a_x = (float)(h / (2 * sn)),
-                    .a_y = (float)(1.0 + h / (2 * s)), .y = x,
-                    .a_w = (float)(-h / (2 * s)), .w = d1,
-                    .out = x};
-        eval_step(G, 1.0, sn, x1, &u2);
+                    .a_y = (float)(1.0 + h / (2 * s)), .y = BUF_X,
+                    .a_w = (float)(-h / (2 * s)), .wb = BUF_D1,
+                    .in = BUF_X1, .out = BUF_X, .den_out = BUF_NONE};
+        eval_step(G, 1.0, sn, &u2);
     }
 }
 
-static void quantise(const float *x, size_t n, int bits, uint16_t *out)
+CX__CLONES static void quantise(const float *x, size_t n, int bits,
+                                uint16_t *out)
 {
     float maxv = (float)((1u << bits) - 1u);
     for (size_t i = 0; i < n; i++) {
@@ -357,13 +473,135 @@ static void quantise(const float *x, size_t n, int bits, uint16_t *out)
     }
 }
 
-int cx_generate_timed(const cx_model_t *m, size_t class_idx,
-                      const cx_sample_params_t *p, uint64_t seed,
-                      uint32_t index, uint16_t *out, cx_gen_timing_t *timing,
-                      cx_err_t *err)
+/* ---- groups, threads and the public calls ----------------------------- */
+
+typedef struct batch {
+    const cx_model_t *m;
+    const cx_sample_params_t *p;
+    size_t cls;
+    uint64_t seed;
+    uint32_t first, count, gsize;
+    uint16_t *out;      /* quantised output, or */
+    float *fout;        /* the final states, unquantised */
+    const float *x0;    /* NULL, or the initial states (count x D) */
+    atomic_uint next;   /* next group to take */
+    atomic_int failed;  /* a worker ran out of memory */
+    int timed;
+} batch_t;
+
+typedef struct worker {
+    batch_t *bt;
+    cx_gen_timing_t t;
+    pthread_t tid;
+} worker_t;
+
+static void grp_free(grp_t *G)
 {
-    if (!m || !p || !out)
-        return cx_err_set(err, CX_EINVAL, 0, "generate: missing argument");
+    free(G->xb);
+    free(G->cb);
+    free(G->eb);
+    free(G->den);
+    free(G->ll);
+}
+
+/* One allocation per kind for the whole group, reused for every group a
+ * worker runs. */
+static int grp_alloc(grp_t *G, const batch_t *bt)
+{
+    const cx_model_t *m = bt->m;
+    size_t d = m->npix, mm = m->m ? m->m : 1, rsum = 0;
+    size_t nb = bt->p->sampler == CX_SAMPLER_HEUN ? 3 : 1;
+    for (size_t k = 0; k < m->ncomp; k++)
+        rsum += m->comp[k].rank;
+    memset(G, 0, sizeof *G);
+    G->xb = malloc(bt->gsize * nb * d * sizeof *G->xb);
+    G->cb = malloc(bt->gsize * mm * sizeof *G->cb);
+    G->eb = malloc(bt->gsize * mm * sizeof *G->eb);
+    G->den = malloc((GROUP * CHUNK + CHUNK) * sizeof *G->den);
+    G->ll = malloc((2 * m->ncomp + rsum + 2 * mm) * sizeof *G->ll);
+    if (!G->xb || !G->cb || !G->eb || !G->den || !G->ll) {
+        grp_free(G);
+        return -1;
+    }
+    G->z = G->den + GROUP * CHUNK;
+    G->beta = G->ll + m->ncomp;
+    G->p = G->beta + m->ncomp;
+    G->dc = G->p + rsum;
+    G->e = G->dc + mm;
+    for (size_t i = 0; i < bt->gsize; i++) {
+        for (size_t r = 0; r < nb; r++)
+            G->img[i].buf[r] = G->xb + (i * nb + r) * d;
+        G->img[i].c = G->cb + i * mm;
+        G->img[i].e = G->eb + i * mm;
+    }
+    return 0;
+}
+
+static void run_group(grp_t *G, batch_t *bt, uint32_t g, cx_gen_timing_t *t)
+{
+    const cx_sample_params_t *p = bt->p;
+    const cx_model_t *m = bt->m;
+    uint32_t i0 = g * bt->gsize;
+    G->m = m;
+    G->cls = bt->cls;
+    G->w = p->guidance_scale;
+    G->cond = G->w != 0.0;
+    G->uncond = G->w != 1.0;
+    /* conditional only: the class's own basis where the model has one */
+    G->local = !G->uncond && m->wc != NULL;
+    G->rows = G->uncond ? m->m
+                        : (G->local ? m->cdim[bt->cls] : m->mdim[bt->cls]);
+    G->basis = G->local ? m->wc + m->coff[bt->cls] * m->npix : m->w;
+    G->seed = bt->seed;
+    G->n = bt->count - i0 < bt->gsize ? bt->count - i0 : bt->gsize;
+    G->t = bt->timed ? t : NULL;
+    size_t d = m->npix;
+    for (size_t i = 0; i < G->n; i++) {
+        G->img[i].index = bt->first + i0 + (uint32_t)i;
+        if (bt->x0)
+            memcpy(G->img[i].buf[BUF_X], bt->x0 + (size_t)(i0 + i) * d,
+                   d * sizeof(float));
+    }
+    if (p->sampler == CX_SAMPLER_DDIM)
+        run_ddim(G, p->steps, p->eta, !bt->x0);
+    else
+        run_karras(G, p->steps, p->sampler == CX_SAMPLER_HEUN, !bt->x0);
+    double t0 = G->t ? now_s() : 0;
+    for (size_t i = 0; i < G->n; i++) {
+        if (bt->fout)
+            memcpy(bt->fout + (size_t)(i0 + i) * d, G->img[i].buf[BUF_X],
+                   d * sizeof(float));
+        else
+            quantise(G->img[i].buf[BUF_X], d, p->bit_depth,
+                     bt->out + (size_t)(i0 + i) * d);
+    }
+    if (G->t)
+        G->t->quantise_s += now_s() - t0;
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *wk = arg;
+    batch_t *bt = wk->bt;
+    grp_t G;
+    if (grp_alloc(&G, bt) != 0) {
+        atomic_store(&bt->failed, 1);
+        return NULL;
+    }
+    uint32_t ngroups = (bt->count + bt->gsize - 1) / bt->gsize;
+    for (;;) {
+        uint32_t g = atomic_fetch_add(&bt->next, 1);
+        if (g >= ngroups || atomic_load(&bt->failed))
+            break;
+        run_group(&G, bt, g, &wk->t);
+    }
+    grp_free(&G);
+    return NULL;
+}
+
+static int check_params(const cx_model_t *m, size_t class_idx,
+                        const cx_sample_params_t *p, cx_err_t *err)
+{
     if (class_idx >= m->nclasses)
         return cx_err_set(err, CX_EINVAL, 0, "generate: class %zu of %zu",
                           class_idx, m->nclasses);
@@ -386,31 +624,109 @@ int cx_generate_timed(const cx_model_t *m, size_t class_idx,
         return cx_err_set(err, CX_EINVAL, 0,
                           "generate: bit depth %d (want 8 or 16)",
                           p->bit_depth);
-
-    int heun = p->sampler == CX_SAMPLER_HEUN;
-    size_t d = m->npix;
-    float *x = malloc((heun ? 3 : 1) * d * sizeof *x);
-    if (!x)
-        return cx_err_set(err, CX_ENOMEM, 1, "generate: out of memory");
-    gen_t G = {.m = m, .cls = class_idx, .w = p->guidance_scale,
-               .mixture = p->guidance_scale != 1.0, .seed = seed,
-               .index = index, .t = timing};
-    if (p->sampler == CX_SAMPLER_DDIM)
-        run_ddim(&G, p->steps, p->eta, x);
-    else
-        run_karras(&G, p->steps, heun, x, heun ? x + d : NULL,
-                   heun ? x + 2 * d : NULL);
-    double t0 = timing ? now_s() : 0;
-    quantise(x, d, p->bit_depth, out);
-    if (timing)
-        timing->quantise_s += now_s() - t0;
-    free(x);
     return 0;
+}
+
+static unsigned pick_threads(unsigned threads, uint32_t count)
+{
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (unsigned)n : 1u;
+    }
+    threads = threads < MAX_THREADS ? threads : MAX_THREADS;
+    return threads < count ? threads : count;
+}
+
+static int run_batch(batch_t *proto, unsigned threads,
+                     cx_gen_timing_t *timing, cx_err_t *err);
+
+int cx_generate_batch(const cx_model_t *m, size_t class_idx,
+                      const cx_sample_params_t *p, uint64_t seed,
+                      uint32_t first_index, uint32_t count, unsigned threads,
+                      uint16_t *out, cx_gen_timing_t *timing, cx_err_t *err)
+{
+    if (!m || !p || !out)
+        return cx_err_set(err, CX_EINVAL, 0, "generate: missing argument");
+    batch_t bt = {.m = m, .p = p, .cls = class_idx, .seed = seed,
+                  .first = first_index, .count = count, .out = out};
+    return run_batch(&bt, threads, timing, err);
+}
+
+int cx_generate_float(const cx_model_t *m, size_t class_idx,
+                      const cx_sample_params_t *p, uint64_t seed,
+                      uint32_t index, float *out, cx_err_t *err)
+{
+    if (!m || !p || !out)
+        return cx_err_set(err, CX_EINVAL, 0, "generate: missing argument");
+    batch_t bt = {.m = m, .p = p, .cls = class_idx, .seed = seed,
+                  .first = index, .count = 1, .fout = out};
+    return run_batch(&bt, 1, NULL, err);
+}
+
+int cx__sample_from(const cx_model_t *m, size_t class_idx,
+                    const cx_sample_params_t *p, uint64_t seed,
+                    uint32_t index, float *x, cx_err_t *err)
+{
+    if (!m || !p || !x)
+        return cx_err_set(err, CX_EINVAL, 0, "generate: missing argument");
+    batch_t bt = {.m = m, .p = p, .cls = class_idx, .seed = seed,
+                  .first = index, .count = 1, .fout = x, .x0 = x};
+    return run_batch(&bt, 1, NULL, err);
+}
+
+static int run_batch(batch_t *proto, unsigned threads,
+                     cx_gen_timing_t *timing, cx_err_t *err)
+{
+    if (check_params(proto->m, proto->cls, proto->p, err) != 0)
+        return -1;
+    uint32_t count = proto->count;
+    if (count == 0)
+        return 0;
+    threads = pick_threads(threads, count);
+    uint32_t per = (count + threads - 1) / threads;
+    batch_t bt = *proto;
+    bt.gsize = per < GROUP ? per : GROUP;
+    bt.timed = timing != NULL;
+    atomic_init(&bt.next, 0);
+    atomic_init(&bt.failed, 0);
+    worker_t *wk = calloc(threads, sizeof *wk);
+    if (!wk)
+        return cx_err_set(err, CX_ENOMEM, 1, "generate: out of memory");
+    unsigned started = 1;
+    for (unsigned i = 0; i < threads; i++)
+        wk[i].bt = &bt;
+    for (; started < threads; started++)
+        if (pthread_create(&wk[started].tid, NULL, worker_main,
+                           &wk[started]) != 0)
+            break; /* fewer threads: same bytes, just slower */
+    worker_main(&wk[0]);
+    for (unsigned i = 1; i < started; i++)
+        pthread_join(wk[i].tid, NULL);
+    for (unsigned i = 0; timing && i < started; i++) {
+        timing->denoise_s += wk[i].t.denoise_s;
+        timing->update_s += wk[i].t.update_s;
+        timing->quantise_s += wk[i].t.quantise_s;
+        timing->evals += wk[i].t.evals;
+    }
+    free(wk);
+    if (atomic_load(&bt.failed))
+        return cx_err_set(err, CX_ENOMEM, 1, "generate: out of memory");
+    return 0;
+}
+
+int cx_generate_timed(const cx_model_t *m, size_t class_idx,
+                      const cx_sample_params_t *p, uint64_t seed,
+                      uint32_t index, uint16_t *out, cx_gen_timing_t *timing,
+                      cx_err_t *err)
+{
+    return cx_generate_batch(m, class_idx, p, seed, index, 1, 1, out, timing,
+                             err);
 }
 
 int cx_generate(const cx_model_t *m, size_t class_idx,
                 const cx_sample_params_t *p, uint64_t seed, uint32_t index,
                 uint16_t *out, cx_err_t *err)
 {
-    return cx_generate_timed(m, class_idx, p, seed, index, out, NULL, err);
+    return cx_generate_batch(m, class_idx, p, seed, index, 1, 1, out, NULL,
+                             err);
 }

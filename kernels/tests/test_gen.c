@@ -11,6 +11,7 @@
 #include "cascade/gen.h"
 
 #define CKPT "ref-cxr-v0"
+#define MAXR 16 /* ref-cxr-v0's rank is 14 */
 
 /* ---- Philox and normals -------------------------------------------- */
 
@@ -97,8 +98,13 @@ START_TEST(test_checkpoint_lookup)
     ck_assert_int_eq(cx_checkpoint_has_class(NULL, "normal"), 0);
 
     cx_err_t err;
-    ck_assert_ptr_null(cx_model_open("nope", 32, 32, &err));
-    ck_assert_str_eq(err.msg, "unknown checkpoint 'nope'");
+    ck_assert_ptr_null(cx_model_open_named("/nonexistent", "nope", 32, 32,
+                                           &err));
+    ck_assert_int_eq(err.code, CX_ENOENT);
+    ck_assert_msg(strstr(err.msg, "unknown checkpoint 'nope'") == err.msg,
+                  "%s", err.msg);
+    ck_assert_ptr_null(cx_model_open_named(NULL, "../etc/x", 32, 32, &err));
+    ck_assert_int_eq(err.code, CX_EINVAL);
     ck_assert_ptr_null(cx_model_open(CKPT, 4, 32, &err));
     ck_assert_int_eq(err.code, CX_EINVAL);
     cx_model_destroy(NULL);
@@ -112,8 +118,13 @@ START_TEST(test_checkpoint_lookup)
     ck_assert_ptr_null(cx_model_class_name(m, 4));
     ck_assert_int_eq(cx_model_class_index(m, "cardiomegaly"), 3);
     ck_assert_int_eq(cx_model_class_index(m, "fracture"), -1);
+    ck_assert_str_eq(cx_model_name(m), CKPT);
     ck_assert_uint_ge(cx_model_memory_bytes(m),
-                      (m->rank + 4) * 48 * 32 * sizeof(float));
+                      (4 * 15 + m->m) * 48 * 32 * sizeof(float));
+    cx_checkpoint_info_t info;
+    ck_assert_int_eq(cx_checkpoint_probe(NULL, CKPT, 48, 32, &info, &err), 0);
+    ck_assert_uint_ge(info.memory_bytes, cx_model_memory_bytes(m));
+    ck_assert_uint_le(info.memory_bytes, 2 * cx_model_memory_bytes(m));
     cx_model_destroy(m);
 }
 END_TEST
@@ -123,34 +134,18 @@ START_TEST(test_model_structure)
     cx_err_t err;
     cx_model_t *m = cx_model_open(CKPT, 64, 64, &err);
     ck_assert_ptr_nonnull(m);
-    size_t d = m->npix, r = m->rank;
-    for (size_t i = 0; i < r; i++) /* Q orthonormal */
-        for (size_t j = 0; j <= i; j++) {
-            double s = 0;
-            for (size_t p = 0; p < d; p++)
-                s += (double)m->q[i * d + p] * m->q[j * d + p];
-            ck_assert_msg(fabs(s - (i == j)) < 1e-5, "q%zu.q%zu = %g", i, j,
-                          s);
-        }
+    size_t d = m->npix;
     for (size_t k = 0; k < m->nclasses; k++) {
-        const double *v = m->v[k];
-        for (size_t i = 0; i < r; i++) /* V_k orthonormal */
-            for (size_t j = 0; j < r; j++) {
-                double s = 0;
-                for (size_t l = 0; l < r; l++)
-                    s += v[i * r + l] * v[j * r + l];
-                ck_assert(fabs(s - (i == j)) < 1e-9);
-            }
+        const cx__comp_t *c = &m->comp[k];
         /* visible variation: the largest mode moves pixels by a few % */
-        double sd = sqrt(m->lam[k][0] / (double)d) * 4; /* per-pixel-ish */
-        ck_assert_msg(sd > 0.01 && sd < 0.5, "class %zu lam0 %g", k,
-                      m->lam[k][0]);
-        const float *mu = m->mu + k * d;
+        double sd = sqrt(c->var[0] / (double)d) * 4; /* per-pixel-ish */
+        ck_assert_msg(sd > 0.01 && sd < 0.5, "class %zu var0 %g", k,
+                      c->var[0]);
         for (size_t p = 0; p < d; p++)
-            ck_assert(mu[p] > 0.0f && mu[p] < 1.0f);
+            ck_assert(c->mean[p] > 0.0f && c->mean[p] < 1.0f);
     }
     /* class means differ where the findings are: effusion at the bases */
-    const float *n0 = m->mu, *ef = m->mu + d;
+    const float *n0 = m->comp[0].mean, *ef = m->comp[1].mean;
     double top = 0, bottom = 0;
     for (size_t y = 0; y < 64; y++)
         for (size_t x = 0; x < 64; x++) {
@@ -162,6 +157,95 @@ START_TEST(test_model_structure)
         }
     ck_assert_msg(top < 0.05 && bottom > 5.0, "top %g bottom %g", top,
                   bottom);
+    cx_model_destroy(m);
+}
+END_TEST
+
+/* The subspace form: W orthonormal, the classes' shared basis stored once
+ * (14 directions + 4 means), every mean and basis row inside span(W) and
+ * its coordinates right. */
+START_TEST(test_model_subspace)
+{
+    cx_err_t err;
+    cx_model_t *m = cx_model_open(CKPT, 40, 36, &err);
+    ck_assert_ptr_nonnull(m);
+    size_t d = m->npix, mm = m->m;
+    /* 14 + 4 means, less any mean that is already in the span (the
+     * nodule mean is the normal one plus a blob, and the nodule-intensity
+     * mode is that blob: numerically inside, or just outside) */
+    ck_assert_msg(mm >= 17 && mm <= 18, "m = %zu", mm);
+    ck_assert_uint_eq(m->mdim[0], 15);
+    for (size_t c = 1; c < 4; c++)
+        ck_assert(m->mdim[c] >= m->mdim[c - 1] && m->mdim[c] <= 15 + c);
+    for (size_t i = 0; i < mm; i++)
+        for (size_t j = 0; j <= i; j++) {
+            double s = 0;
+            for (size_t p = 0; p < d; p++)
+                s += (double)m->w[i * d + p] * m->w[j * d + p];
+            ck_assert_msg(fabs(s - (i == j)) < 1e-5, "w%zu.w%zu = %g", i, j,
+                          s);
+        }
+    for (size_t k = 0; k < m->ncomp; k++) {
+        const cx__comp_t *c = &m->comp[k];
+        for (uint32_t q = 0; q <= c->rank; q++) {
+            const float *row = q ? c->basis + (q - 1) * d : c->mean;
+            const double *co = q ? c->b + (q - 1) * mm : c->alpha;
+            double err2 = 0, n2 = 0;
+            for (size_t p = 0; p < d; p++) {
+                double r = 0;
+                for (size_t j = 0; j < mm; j++)
+                    r += co[j] * m->w[j * d + p];
+                err2 += (r - row[p]) * (r - row[p]);
+                n2 += (double)row[p] * row[p];
+            }
+            ck_assert_msg(err2 <= 1e-10 * n2, "comp %zu row %u: %g of %g", k,
+                          q, err2, n2);
+        }
+    }
+    cx_model_destroy(m);
+}
+END_TEST
+
+START_TEST(test_component_views)
+{
+    cx_err_t err;
+    cx_model_t *m = cx_model_open(CKPT, 24, 20, &err);
+    ck_assert_ptr_nonnull(m);
+    size_t d = 24 * 20, K = cx_model_class_count(m);
+    const cx_component_view_t *cv;
+    size_t n;
+    double psum = 0;
+    for (size_t c = 0; c < K; c++) {
+        ck_assert_int_eq(cx_model_components(m, c, &cv, &n, &err), 0);
+        ck_assert_uint_ge(n, 1);
+        double wsum = 0;
+        for (size_t k = 0; k < n; k++) {
+            const cx_component_view_t *v = &cv[k];
+            wsum += v->weight;
+            ck_assert(v->resid_var > 0);
+            for (uint32_t i = 0; i < v->rank; i++) {
+                ck_assert(v->var[i] >= 0.0f);
+                for (uint32_t j = 0; j <= i; j++) {
+                    double s = 0;
+                    for (size_t p = 0; p < d; p++)
+                        s += (double)v->basis[i * d + p] * v->basis[j * d + p];
+                    ck_assert_msg(fabs(s - (i == j)) < 1e-5,
+                                  "class %zu u%u.u%u = %g", c, i, j, s);
+                }
+            }
+            /* the view points at the model's own component */
+            const cx__comp_t *mc = &m->comp[m->first[c] + k];
+            ck_assert_ptr_eq(v->mean, mc->mean);
+            ck_assert_ptr_eq(v->basis, mc->basis);
+            ck_assert(v->resid_var == mc->s2 && v->weight == mc->weight);
+        }
+        ck_assert(fabs(wsum - 1.0) < 1e-12);
+        psum += cx_model_class_prior(m, c);
+    }
+    ck_assert(fabs(psum - 1.0) < 1e-12);
+    ck_assert(cx_model_class_prior(m, K) == 0.0);
+    ck_assert_int_eq(cx_model_components(m, K, &cv, &n, &err), -1);
+    ck_assert_int_eq(err.code, CX_EINVAL);
     cx_model_destroy(m);
 }
 END_TEST
@@ -349,33 +433,28 @@ static float *draw(const cx_model_t *m, size_t c, const cx_sample_params_t *p,
     return x;
 }
 
-/* Coordinates of x - mu_c in class c's eigenbasis (r) and the squared
- * norm of the part outside span(Q). */
+/* Coordinates of x - mu_c along class c's basis (its one component) and
+ * the squared norm of the part outside it. */
 static void coords(const cx_model_t *m, size_t c, const float *x, double *cc,
                    double *res2, float *res)
 {
-    size_t d = m->npix, r = m->rank;
-    double y2 = 0, pj[CX__MAX_RANK];
+    const cx__comp_t *k = &m->comp[c];
+    size_t d = m->npix;
+    double y2 = 0, pp = 0;
     for (size_t q = 0; q < d; q++) {
-        double y = x[q] - m->mu[c * d + q];
+        double y = x[q] - k->mean[q];
         res[q] = (float)y;
         y2 += y * y;
     }
-    for (size_t j = 0; j < r; j++) {
+    for (uint32_t i = 0; i < k->rank; i++) {
+        const float *u = k->basis + i * d;
         double s = 0;
         for (size_t q = 0; q < d; q++)
-            s += (double)m->q[j * d + q] * res[q];
-        pj[j] = s;
-        for (size_t q = 0; q < d; q++)
-            res[q] -= (float)(s * m->q[j * d + q]);
-    }
-    double pp = 0;
-    for (size_t i = 0; i < r; i++) {
-        double s = 0;
-        for (size_t j = 0; j < r; j++)
-            s += m->v[c][i * r + j] * pj[j];
+            s += (double)u[q] * res[q];
         cc[i] = s;
-        pp += pj[i] * pj[i];
+        pp += s * s;
+        for (size_t q = 0; q < d; q++)
+            res[q] -= (float)(s * u[q]);
     }
     *res2 = y2 - pp;
 }
@@ -387,13 +466,14 @@ static void check_distribution(const cx_sample_params_t *p, double tol)
     cx_err_t err;
     cx_model_t *m = cx_model_open(CKPT, 32, 32, &err);
     ck_assert_ptr_nonnull(m);
-    size_t n = 400, d = m->npix, r = m->rank, c = 3;
+    size_t n = 400, d = m->npix, c = 3, r = m->comp[c].rank;
+    double s2 = m->comp[c].s2;
     float *x = draw(m, c, p, n);
     float *res = malloc(d * sizeof *res);
     double *rmean = calloc(d, sizeof *rmean);
-    double cs[CX__MAX_RANK] = {0}, css[CX__MAX_RANK] = {0}, rv = 0;
+    double cs[MAXR] = {0}, css[MAXR] = {0}, rv = 0;
     for (size_t i = 0; i < n; i++) {
-        double cc[CX__MAX_RANK], r2;
+        double cc[MAXR], r2;
         coords(m, c, x + i * d, cc, &r2, res);
         for (size_t j = 0; j < r; j++) {
             cs[j] += cc[j];
@@ -404,10 +484,10 @@ static void check_distribution(const cx_sample_params_t *p, double tol)
             rmean[q] += res[q];
     }
     for (size_t j = 0; j < r; j++) {
-        double lam = m->lam[c][j], e = lam + m->s2;
+        double lam = m->comp[c].var[j], e = lam + s2;
         double pred = predicted_var(p, e);
         double mean = cs[j] / n, var = css[j] / n - mean * mean;
-        if (lam > 10 * m->s2) {
+        if (lam > 10 * s2) {
             /* the sampler is a good one: close to the model's variance on
              * the large modes (small ones resolve late, at coarse steps) */
             ck_assert_msg(lam < 0.05 || fabs(pred / e - 1) < tol,
@@ -420,11 +500,11 @@ static void check_distribution(const cx_sample_params_t *p, double tol)
                       "sampler %d mode %zu mean %g sd %g", p->sampler, j,
                       mean, sqrt(pred));
     }
-    double pres = predicted_var(p, m->s2);
+    double pres = predicted_var(p, s2);
     double resv = rv / n / (double)(d - r);
     ck_assert_msg(fabs(resv / pres - 1) < 0.1,
                   "sampler %d residual var %g pred %g (s2 %g)", p->sampler,
-                  resv, pres, m->s2);
+                  resv, pres, s2);
     double rm2 = 0;
     for (size_t q = 0; q < d; q++)
         rm2 += (rmean[q] / n) * (rmean[q] / n);
@@ -463,14 +543,14 @@ END_TEST
 static double class_ll(const cx_model_t *m, size_t k, const float *x,
                        float *scratch)
 {
-    double cc[CX__MAX_RANK], r2, q = 0, logdet = 0;
+    double cc[MAXR], r2, q = 0, logdet = 0, s2 = m->comp[k].s2;
     coords(m, k, x, cc, &r2, scratch);
-    for (size_t i = 0; i < m->rank; i++) {
-        double e = m->lam[k][i] + m->s2;
+    for (size_t i = 0; i < m->comp[k].rank; i++) {
+        double e = m->comp[k].var[i] + s2;
         q += cc[i] * cc[i] / e;
         logdet += log(e);
     }
-    return -0.5 * (q + r2 / m->s2 + logdet);
+    return -0.5 * (q + r2 / s2 + logdet);
 }
 
 START_TEST(test_unconditional_mixture)
@@ -513,7 +593,7 @@ static double class_position(const cx_model_t *m, size_t c, const float *x,
     for (size_t k = 0; k < m->nclasses; k++) {
         if (k == c)
             continue;
-        const float *mc = m->mu + c * d, *mk = m->mu + k * d;
+        const float *mc = m->comp[c].mean, *mk = m->comp[k].mean;
         double dd = 0;
         for (size_t q = 0; q < d; q++)
             dd += (double)(mc[q] - mk[q]) * (mc[q] - mk[q]);
@@ -558,6 +638,8 @@ int main(void)
     tc = tcase_create("model");
     tcase_add_test(tc, test_checkpoint_lookup);
     tcase_add_test(tc, test_model_structure);
+    tcase_add_test(tc, test_component_views);
+    tcase_add_test(tc, test_model_subspace);
     tcase_add_test(tc, test_sym_eigen);
     suite_add_tcase(s, tc);
     tc = tcase_create("sampler");
