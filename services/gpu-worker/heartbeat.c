@@ -123,10 +123,13 @@ int cx_hb_register(cx_redis_t *r, const cx_hb_conf_t *c, int partition,
     if (ok_or_fail(
             cx_redis_cmd(r, err,
                          "HSET cx:worker:%s gpu_type %s mem_bytes %llu "
+                         "device %s mem_budget_bytes %llu mem_used_bytes 0 "
                          "slots %d partition %d started_ms %lld draining 0",
                          c->worker, c->gpu_type,
-                         (unsigned long long)c->mem_bytes, c->slots, partition,
-                         (long long)cx_now_ms()),
+                         (unsigned long long)c->mem_bytes,
+                         c->device ? c->device : "cpu",
+                         (unsigned long long)c->mem_budget_bytes, c->slots,
+                         partition, (long long)cx_now_ms()),
             err, "register") < 0)
         return -1;
     return set_alive(r, c, err);
@@ -138,10 +141,43 @@ int cx_hb_set_draining(cx_redis_t *r, const cx_hb_conf_t *c, cx_err_t *err) {
         "draining");
 }
 
+/* KEYS[1] cx:worker:<w>:inflight. ARGV: worker. */
+static cx_redis_script_t lua_release_unstarted = {.lua =
+    "local n = 0\n"
+    "for _, u in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "  local k = 'cx:unit:' .. u\n"
+    "  local h = redis.call('HMGET', k, 'state', 'worker', 'epoch',\n"
+    "    'started', 'seq')\n"
+    "  if h[1] == 'leased' and h[2] == ARGV[1] and h[4] ~= h[3] then\n"
+    "    redis.call('HINCRBY', k, 'attempt', -1)\n"
+    "    redis.call('HSET', k, 'state', 'pending', 'worker', '')\n"
+    "    redis.call('ZREM', 'cx:leases', u)\n"
+    "    redis.call('SREM', KEYS[1], u)\n"
+    "    redis.call('ZADD', 'cx:pending', h[5], u)\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "return n\n"};
+
+int cx_hb_release_unstarted(cx_redis_t *r, const cx_hb_conf_t *c,
+                            cx_err_t *err) {
+    char key[256];
+    snprintf(key, sizeof key, "cx:worker:%s:inflight", c->worker);
+    const char *args[] = {key, c->worker};
+    redisReply *rep = cx_redis_eval(r, &lua_release_unstarted, 1, 1, args, err);
+    if (!rep) return cx_err_wrap(err, "release unstarted units");
+    int n = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
+    freeReplyObject(rep);
+    if (n) CX_INFO("unstarted units released worker=%s units=%d", c->worker, n);
+    return n;
+}
+
 int cx_hb_deregister(cx_redis_t *r, const cx_hb_conf_t *c, int partition,
                      cx_err_t *err) {
-    if (ok_or_fail(cx_redis_cmd(r, err, "DEL cx:worker:%s:alive cx:worker:%s",
-                                c->worker, c->worker),
+    if (ok_or_fail(cx_redis_cmd(r, err,
+                                "DEL cx:worker:%s:alive cx:worker:%s "
+                                "cx:worker:%s:warm",
+                                c->worker, c->worker, c->worker),
                    err, "deregister") < 0)
         return -1;
     if (partition >= 0) {
@@ -195,7 +231,11 @@ static void *hb_main(void *arg) {
         pthread_mutex_unlock(&h->mu);
         if (!draining && h->conf.drain && *h->conf.drain) {
             cx_err_t err = {0};
-            if (cx_hb_set_draining(h->r, &h->conf, &err) == 0) draining = 1;
+            /* Draining: no new work, and what was leased but not started
+             * goes back at once. */
+            if (cx_hb_set_draining(h->r, &h->conf, &err) == 0 &&
+                cx_hb_release_unstarted(h->r, &h->conf, &err) >= 0)
+                draining = 1;
         }
         if (cx_mono_ms() >= next) {
             hb_beat(h);

@@ -19,6 +19,8 @@ typedef struct cx_hb_conf {
     const char *worker;   /* instance name */
     const char *gpu_type;
     uint64_t mem_bytes;
+    const char *device;        /* "cpu", "cuda:0"; NULL: "cpu" */
+    uint64_t mem_budget_bytes; /* the warm pool's budget */
     int slots;
     int heartbeat_ms;
     int alive_ttl_ms;
@@ -45,13 +47,22 @@ int cx_hb_claim(cx_redis_t *r, const cx_hb_conf_t *c, int want, int nparts,
 int cx_hb_claim_refresh(cx_redis_t *r, const cx_hb_conf_t *c, int partition,
                         cx_err_t *err);
 
-/* Writes the cx:worker:<w> hash (gpu_type, mem_bytes, slots, partition,
+/* Writes the cx:worker:<w> hash (gpu_type, mem_bytes, device,
+ * mem_budget_bytes, mem_used_bytes 0, slots, partition,
  * started_ms, draining 0), the alive key and the cx:workers entry. */
 int cx_hb_register(cx_redis_t *r, const cx_hb_conf_t *c, int partition,
                    cx_err_t *err);
 /* draining=1: the scheduler sends no new work. */
 int cx_hb_set_draining(cx_redis_t *r, const cx_hb_conf_t *c, cx_err_t *err);
-/* DEL alive and the hash, release the claim if still ours, ZREM
+/* Gives back, in one script, every unit leased to this worker that it has
+ * not started (cx:unit:<u> `started` is not the lease's epoch; the worker
+ * marks it when its fence check passes): back to pending with the attempt
+ * undone, out of cx:leases and the inflight set, so the scheduler re-leases
+ * it at once instead of after a TTL. Returns how many, or -1 with err. The
+ * heartbeat thread calls it as soon as a drain starts. */
+int cx_hb_release_unstarted(cx_redis_t *r, const cx_hb_conf_t *c,
+                            cx_err_t *err);
+/* DEL alive, the hash and the warm hash, release the claim if still ours, ZREM
  * cx:workers. */
 int cx_hb_deregister(cx_redis_t *r, const cx_hb_conf_t *c, int partition,
                      cx_err_t *err);

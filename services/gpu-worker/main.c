@@ -24,6 +24,12 @@ typedef struct conf {
     long long png_level;
     char *png_strategy;
     long long models;
+    char *device;
+    char *checkpoint_dir;
+    char *plugin_dir;
+    char *plugins;
+    long long mem_budget_bytes;
+    long long max_batch;
 } conf_t;
 
 static const cx_conf_entry_t table[] = {
@@ -50,8 +56,31 @@ static const cx_conf_entry_t table[] = {
      "(huffman: 3x faster to encode than default at level 1 and slightly "
      "smaller on noisy 16-bit images; see bench/png)",
      offsetof(conf_t, png_strategy)},
-    {"models", CX_CONF_INT, "2", 1, 64, "Checkpoints kept warm",
+    {"models", CX_CONF_INT, "0", 0, 64,
+     "Most checkpoints kept warm at once (0: as many as mem_budget_bytes "
+     "holds)",
      offsetof(conf_t, models)},
+    {"device", CX_CONF_STR, "cpu", 0, 0,
+     "Where models run: cpu, or cuda:N for GPU N (needs a CUDA plug-in)",
+     offsetof(conf_t, device)},
+    {"checkpoint_dir", CX_CONF_STR, NULL, 0, 0,
+     "Directory of checkpoint files <name>.<ext> (.cxck for the reference "
+     "generator); the built-in ref-cxr-v0 needs none",
+     offsetof(conf_t, checkpoint_dir)},
+    {"plugin_dir", CX_CONF_STR, NULL, 0, 0,
+     "Directory whose *.so generator plug-ins are loaded (default: "
+     "plugins/ beside the executable's bin/)",
+     offsetof(conf_t, plugin_dir)},
+    {"plugins", CX_CONF_STR, NULL, 0, 0,
+     "More generator plug-ins to load: comma-separated paths",
+     offsetof(conf_t, plugins)},
+    {"mem_budget_bytes", CX_CONF_INT, "0", 0, 1e15,
+     "Memory the warm pool may fill with models (0: half the RAM on cpu, "
+     "90% of the GPU's memory on cuda:N)",
+     offsetof(conf_t, mem_budget_bytes)},
+    {"max_batch", CX_CONF_INT, "32", 1, 4096,
+     "Samples per call to a GPU plug-in",
+     offsetof(conf_t, max_batch)},
     CX_CONF_END};
 
 static uint64_t mem_bytes(void) {
@@ -105,7 +134,13 @@ int main(int argc, char **argv) {
                            .png = {(int)cf.png_level, CX_PNG_FILTER_UP,
                                    CX_PNG_STRATEGY_DEFAULT},
                            .threads = (unsigned)cf.threads,
-                           .models = (size_t)cf.models};
+                           .models = (size_t)cf.models,
+                           .device = cf.device,
+                           .checkpoint_dir = cf.checkpoint_dir,
+                           .plugin_dir = cf.plugin_dir,
+                           .plugins = cf.plugins,
+                           .mem_budget_bytes = (uint64_t)cf.mem_budget_bytes,
+                           .max_batch = (unsigned)cf.max_batch};
     int strategy = cx_png_strategy_parse(cf.png_strategy);
     if (strategy < 0) {
         CX_ERROR("config: png_strategy \"%s\" is not default, filtered, "
@@ -119,6 +154,8 @@ int main(int argc, char **argv) {
         CX_ERROR("startup failed err=\"%s\"", err.msg);
         goto fail_setup;
     }
+    hc.device = cf.device;
+    hc.mem_budget_bytes = cx_worker_mem_budget(w);
     RETRY(nparts = cx_kafka_partition_count(cf.common.kafka_brokers,
                                             CX_TOPIC_DISPATCH, 5000, &err),
           "partition count");
@@ -126,6 +163,8 @@ int main(int argc, char **argv) {
           "partition claim");
     RETRY(cx_hb_register(svc.redis, &hc, part, &err), "register");
     registered = 1;
+    if (cx_worker_publish_pool(w, &err) < 0)
+        CX_WARN("warm pool state not published err=\"%s\"", err.msg);
     hb = cx_hb_start(&hc, part, &err);
     if (!hb) {
         CX_ERROR("heartbeat failed err=\"%s\"", err.msg);
@@ -182,6 +221,9 @@ int main(int argc, char **argv) {
     }
     CX_INFO("worker draining worker=%s", svc.instance);
     cx_hb_set_draining(svc.redis, &hc, &err);
+    /* The heartbeat thread released them when the drain began; again here
+     * for a stop that was not a signal (claim lost, fatal error). */
+    cx_hb_release_unstarted(svc.redis, &hc, &err);
     cx_consumer_destroy(c); /* commits the stored offsets */
     c = NULL;
     cx_worker_wait_acked(w, 3000);

@@ -2,10 +2,12 @@
 #include "worker.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cascade/gen.h"
 #include "cascade/log.h"
@@ -13,25 +15,24 @@
 #include "cascade/pool.h"
 #include "cascade/redis.h"
 #include "cascade/store.h"
+#include "fault.h"
+#include "plugin.h"
+#include "pool.h"
 
 #define CX_WORKER_FLUSH_MS 10000
-
-typedef struct model_slot {
-    char *checkpoint;
-    uint32_t width, height;
-    cx_model_t *model;
-    uint64_t used; /* LRU tick */
-} model_slot_t;
+#define CX_WORKER_MAX_BATCH 32
 
 struct cx_worker {
     cx_service_t *svc;
     cx_worker_conf_t conf;
     cx_pool_t *pool;
-    model_slot_t *models;
-    uint64_t tick;
+    cx_plugins_t *plugins;
+    cx_warm_t *warm;
     char last_unit[64]; /* last unit staged, for cx_worker_wait_acked */
     cx_metric_t *m_units, *m_samples, *m_failed, *m_stale, *m_retries;
 };
+
+static int load_plugins(cx_worker_t *w, cx_err_t *err);
 
 cx_worker_t *cx_worker_new(cx_service_t *svc, const cx_worker_conf_t *conf,
                            cx_err_t *err) {
@@ -39,11 +40,21 @@ cx_worker_t *cx_worker_new(cx_service_t *svc, const cx_worker_conf_t *conf,
     if (!w) goto fail_nomem;
     w->svc = svc;
     w->conf = *conf;
-    if (w->conf.models == 0) w->conf.models = 1;
-    w->models = calloc(w->conf.models, sizeof *w->models);
-    if (!w->models) goto fail_nomem;
+    if (!w->conf.device || !*w->conf.device) w->conf.device = "cpu";
+    if (w->conf.max_batch == 0) w->conf.max_batch = CX_WORKER_MAX_BATCH;
     w->pool = cx_pool_new(conf->threads, err);
     if (!w->pool) goto fail_pool;
+    if (load_plugins(w, err) < 0) goto fail_pool;
+    /* Concurrent plug-ins run one sample per pool thread, so each call is
+     * single-threaded; the others get whole batches. */
+    cx_warm_conf_t wc = {.device = w->conf.device,
+                         .checkpoint_dir = w->conf.checkpoint_dir,
+                         .budget_bytes = w->conf.mem_budget_bytes,
+                         .max_models = w->conf.models,
+                         .threads = 1,
+                         .max_batch = w->conf.max_batch};
+    w->warm = cx_warm_new(&wc, w->plugins, svc->metrics, err);
+    if (!w->warm) goto fail_pool;
     cx_metrics_t *m = svc->metrics;
     if (m) {
         w->m_units = cx_metrics_counter(m, "cascade_gpu_worker_units_total",
@@ -73,69 +84,95 @@ fail_pool:
 
 void cx_worker_destroy(cx_worker_t *w) {
     if (!w) return;
-    for (size_t i = 0; w->models && i < w->conf.models; i++) {
-        free(w->models[i].checkpoint);
-        cx_model_destroy(w->models[i].model);
-    }
-    free(w->models);
+    cx_warm_destroy(w->warm);
+    cx_plugins_destroy(w->plugins);
     cx_pool_destroy(w->pool);
     free(w);
 }
 
-/* The warm model for (checkpoint, size), loading it into the least
- * recently used slot. *load_ms gets the load time (0 when warm). */
-static const cx_model_t *model_get(cx_worker_t *w, const char *ckpt,
-                                   uint32_t width, uint32_t height,
-                                   double *load_ms, cx_err_t *err) {
-    model_slot_t *victim = &w->models[0];
-    *load_ms = 0;
-    for (size_t i = 0; i < w->conf.models; i++) {
-        model_slot_t *s = &w->models[i];
-        if (s->model && s->width == width && s->height == height &&
-            strcmp(s->checkpoint, ckpt) == 0) {
-            s->used = ++w->tick;
-            return s->model;
-        }
-        if (!s->model || (victim->model && s->used < victim->used))
-            victim = s;
-    }
-    double t0 = cx_mono_ms();
-    cx_model_t *m = cx_model_open(ckpt, width, height, err);
-    if (!m) return NULL;
-    char *name = strdup(ckpt);
-    if (!name) {
-        cx_model_destroy(m);
-        cx_err_set(err, CX_ENOMEM, 0, "model cache: out of memory");
-        return NULL;
-    }
-    free(victim->checkpoint);
-    cx_model_destroy(victim->model);
-    victim->checkpoint = name;
-    victim->width = width;
-    victim->height = height;
-    victim->model = m;
-    victim->used = ++w->tick;
-    *load_ms = cx_mono_ms() - t0;
-    CX_INFO("model loaded checkpoint=%s width=%" PRIu32 " height=%" PRIu32
-            " load_ms=%.1f",
-            ckpt, width, height, *load_ms);
-    return m;
+uint64_t cx_worker_mem_budget(const cx_worker_t *w) {
+    return cx_warm_budget(w->warm);
 }
+
+int cx_worker_publish_pool(cx_worker_t *w, cx_err_t *err) {
+    return cx_warm_publish(w->warm, w->svc->redis, w->conf.id, 1, err);
+}
+
+static void plugin_refused(void *ctx, const char *path,
+                           const cx_err_t *why) {
+    (void)ctx;
+    CX_WARN("generator plug-in refused path=%s err=\"%s\"", path, why->msg);
+}
+
+/* <directory of the executable>/../plugins: where the build and the
+ * images put the plug-ins beside bin/. */
+static void default_plugin_dir(char *out, size_t len) {
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = '\0';
+    snprintf(out, len, "%s/../plugins", n > 0 ? exe : ".");
+}
+
+/* Every plug-in of the directory and the list; refused ones are logged
+ * and skipped (the others keep serving). None at all is an error. */
+static int load_plugins(cx_worker_t *w, cx_err_t *err) {
+    char dir[PATH_MAX + 16];
+    w->plugins = cx_plugins_new(err);
+    if (!w->plugins) return -1;
+    if (w->conf.plugin_dir && *w->conf.plugin_dir)
+        snprintf(dir, sizeof dir, "%s", w->conf.plugin_dir);
+    else
+        default_plugin_dir(dir, sizeof dir);
+    cx_err_t derr = {0};
+    if (cx_plugins_add_dir(w->plugins, dir, plugin_refused, NULL, &derr) < 0)
+        CX_WARN("plug-in directory unreadable dir=%s err=\"%s\"", dir,
+                derr.msg);
+    const char *list = w->conf.plugins ? w->conf.plugins : "";
+    while (*list) {
+        size_t n = strcspn(list, ",");
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%.*s", (int)n, list);
+        cx_err_t perr = {0};
+        if (n && cx_plugins_add(w->plugins, path, &perr) < 0)
+            plugin_refused(NULL, path, &perr);
+        list += n + (list[n] == ',');
+    }
+    if (cx_plugins_count(w->plugins) == 0)
+        return cx_err_set(err, CX_EINVAL, 0,
+                          "no generator plug-in loaded (plugin_dir %s, "
+                          "plugins \"%s\")",
+                          dir, w->conf.plugins ? w->conf.plugins : "");
+    for (size_t i = 0; i < cx_plugins_count(w->plugins); i++) {
+        const cx_plugin_t *p = cx_plugins_at(w->plugins, i);
+        CX_INFO("generator plug-in loaded name=%s version=%s path=%s",
+                cx_plugin_name(p), cx_plugin_table(p)->version,
+                cx_plugin_path(p));
+    }
+    return 0;
+}
+
+/* KEYS[1] cx:unit:<unit>. ARGV: worker epoch. The fence, and the mark
+ * that the unit is started (a draining worker gives back only unstarted
+ * units: heartbeat.c cx_hb_release_unstarted), in one step. */
+static cx_redis_script_t lua_fence = {.lua =
+    "local h = redis.call('HMGET', KEYS[1], 'state', 'worker', 'epoch')\n"
+    "if h[1] ~= 'leased' or h[2] ~= ARGV[1] or h[3] ~= ARGV[2] then\n"
+    "  return 0\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'started', ARGV[2])\n"
+    "return 1\n"};
 
 int cx_worker_check(cx_worker_t *w, const cx_assignment_t *a, cx_err_t *err) {
     const cx_unit_t *u = a->unit;
-    redisReply *rep = cx_redis_cmd(w->svc->redis, err,
-                                   "HMGET cx:unit:%s state worker epoch",
-                                   u->unit_id);
-    if (!rep) return cx_err_wrap(err, "fence unit %s", u->unit_id);
-    char epoch[24];
+    char key[128], epoch[24];
+    snprintf(key, sizeof key, "cx:unit:%s", u->unit_id);
     snprintf(epoch, sizeof epoch, "%" PRIu64, a->epoch);
-    int ok = rep->type == REDIS_REPLY_ARRAY && rep->elements == 3;
-    for (size_t i = 0; ok && i < 3; i++)
-        ok = rep->element[i]->type == REDIS_REPLY_STRING;
-    ok = ok && strcmp(rep->element[0]->str, "leased") == 0 &&
-         strcmp(rep->element[1]->str, w->conf.id) == 0 &&
-         strcmp(rep->element[2]->str, epoch) == 0;
+    const char *args[] = {key, w->conf.id, epoch};
+    redisReply *rep = cx_redis_eval(w->svc->redis, &lua_fence, 1, 2, args, err);
+    if (!rep) return cx_err_wrap(err, "fence unit %s", u->unit_id);
+    int ok = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
     freeReplyObject(rep);
     if (!ok) return 0;
     rep = cx_redis_cmd(w->svc->redis, err, "HGET cx:job:%s state", u->job_id);
@@ -154,9 +191,11 @@ int cx_worker_check(cx_worker_t *w, const cx_assignment_t *a, cx_err_t *err) {
 enum { ST_OK = 0, ST_GENERATE, ST_ENCODE, ST_WRITE };
 
 typedef struct unit_run {
-    const cx_model_t *model;
+    cx_plugin_gen_t *gen;
     size_t cls;
     cx_sample_params_t params;
+    size_t base;         /* sample index of task 0 */
+    const uint16_t *pre; /* generated already (a batch), or NULL */
     cx_png_opts_t png_opts;
     uint64_t seed;
     uint32_t width, height;
@@ -181,23 +220,71 @@ static int write_sample(unit_run_t *r, size_t i) {
     return 0;
 }
 
-static void sample_task(void *ctx, size_t i) {
-    unit_run_t *r = ctx;
-    uint16_t *px = malloc(r->npx * sizeof *px);
-    if (!px) {
-        cx_err_set(&r->errs[i], CX_ENOMEM, 0, "out of memory");
-        r->failed[i] = ST_GENERATE;
-        return;
+/* The ABI's sampler numbers are gen.h's (and the WorkUnit's). */
+_Static_assert((int)CX_GENPLUG_DDIM == (int)CX_SAMPLER_DDIM &&
+                   (int)CX_GENPLUG_EULER == (int)CX_SAMPLER_EULER &&
+                   (int)CX_GENPLUG_HEUN == (int)CX_SAMPLER_HEUN,
+               "sampler numbering");
+
+/* Samples first .. first + count - 1 of the unit through the plug-in, in
+ * one call. */
+static int generate(unit_run_t *r, size_t first, size_t count, uint16_t *px,
+                    cx_err_t *err) {
+    uint64_t seed1;
+    uint32_t idx1;
+    uint64_t *seeds = count > 1 ? malloc(count * sizeof *seeds) : &seed1;
+    uint32_t *idx = count > 1 ? malloc(count * sizeof *idx) : &idx1;
+    int rc = -1;
+    if (!seeds || !idx) {
+        cx_err_set(err, CX_ENOMEM, 0, "out of memory");
+        goto done;
     }
+    for (size_t k = 0; k < count; k++) {
+        seeds[k] = r->seed;
+        idx[k] = (uint32_t)(first + k);
+    }
+    cx_genplug_batch_t b = {.struct_size = sizeof b,
+                            .class_index = (uint32_t)r->cls,
+                            .sampler = r->params.sampler,
+                            .steps = r->params.steps,
+                            .guidance_scale = r->params.guidance_scale,
+                            .eta = r->params.eta,
+                            .bit_depth = (uint32_t)r->params.bit_depth,
+                            .count = (uint32_t)count,
+                            .seeds = seeds,
+                            .indices = idx,
+                            .out = px};
+    rc = cx_plugin_gen_generate(r->gen, &b, err);
+done:
+    if (seeds != &seed1) free(seeds);
+    if (idx != &idx1) free(idx);
+    return rc;
+}
+
+static void sample_task(void *ctx, size_t t) {
+    unit_run_t *r = ctx;
+    size_t i = r->base + t;
+    uint16_t *px = NULL, *faulty = NULL;
     double t0 = cx_mono_ms();
-    if (cx_generate(r->model, r->cls, &r->params, r->seed, (uint32_t)i, px,
-                    &r->errs[i]) < 0) {
-        r->failed[i] = ST_GENERATE;
-        goto out;
+    if (!r->pre) {
+        px = malloc(r->npx * sizeof *px);
+        if (!px) {
+            cx_err_set(&r->errs[i], CX_ENOMEM, 0, "out of memory");
+            r->failed[i] = ST_GENERATE;
+            return;
+        }
+        if (generate(r, i, 1, px, &r->errs[i]) < 0) {
+            r->failed[i] = ST_GENERATE;
+            goto out;
+        }
     }
     double t1 = cx_mono_ms();
-    r->gen_ms[i] = t1 - t0;
-    if (cx_png_encode_opts(px, r->width, r->height, r->params.bit_depth,
+    if (!r->pre) r->gen_ms[i] = t1 - t0;
+    const uint16_t *img = r->pre ? r->pre + t * r->npx : px;
+    /* test hook, NULL unless CASCADE_FAULT_NOISE is set (fault.h) */
+    if ((faulty = cx_fault_apply(img, r->npx, r->params.bit_depth, i)))
+        img = faulty;
+    if (cx_png_encode_opts(img, r->width, r->height, r->params.bit_depth,
                            &r->png_opts, &r->png[i], &r->errs[i]) < 0) {
         r->failed[i] = ST_ENCODE;
         goto out;
@@ -211,6 +298,7 @@ static void sample_task(void *ctx, size_t i) {
     r->wr_ms[i] = cx_mono_ms() - t2;
 out:
     free(px);
+    free(faulty);
 }
 
 /* Writes that failed with a retriable error are retried with backoff; a
@@ -276,7 +364,7 @@ static int sampler_of(int s) {
 static int pack_batch(cx_worker_t *w, const cx_assignment_t *a,
                       Cascade__V1__StagedSample **samples, size_t n,
                       Cascade__V1__StageTiming *timing, const char *failure,
-                      cx_buf_t *out, cx_err_t *err) {
+                      int warm_hit, cx_buf_t *out, cx_err_t *err) {
     Cascade__V1__StagedBatch b = CASCADE__V1__STAGED_BATCH__INIT;
     b.unit = a->unit;
     b.worker_id = (char *)w->conf.id;
@@ -288,6 +376,8 @@ static int pack_batch(cx_worker_t *w, const cx_assignment_t *a,
     b.gpu_type = (char *)w->conf.gpu_type;
     b.staged_unix_ms = cx_now_ms();
     b.failure = (char *)(failure ? failure : "");
+    b.warm_hit = warm_hit != 0;
+    b.device = (char *)w->conf.device;
     size_t len;
     uint8_t *buf = cx_pack(&b.base, &len, err);
     if (!buf) return -1;
@@ -295,6 +385,41 @@ static int pack_batch(cx_worker_t *w, const cx_assignment_t *a,
     free(buf);
     if (rc < 0) return cx_err_set(err, CX_ENOMEM, 0, "batch: out of memory");
     return 0;
+}
+
+/* Batches of max_batch generated on this thread (the plug-in spreads a
+ * batch over its own threads or the GPU), each then encoded and written by
+ * pool tasks. Batching is what makes the CPU reference generator fast: it
+ * streams its weights once per group of images, about 3x the throughput of
+ * one image per call (bench_e2e). With max_batch 1 a concurrent plug-in
+ * instead gets one pool task per sample (generate, encode, write). */
+static void run_samples(cx_worker_t *w, unit_run_t *r, size_t n) {
+    r->base = 0;
+    r->pre = NULL;
+    if (cx_plugin_gen_concurrent(r->gen) && w->conf.max_batch <= 1) {
+        cx_pool_for(w->pool, n, sample_task, r);
+        return;
+    }
+    size_t bsz = w->conf.max_batch;
+    uint16_t *buf = malloc(bsz * r->npx * sizeof *buf);
+    for (size_t s0 = 0; s0 < n; s0 += bsz) {
+        size_t k = n - s0 < bsz ? n - s0 : bsz;
+        cx_err_t e = {0};
+        double t0 = cx_mono_ms();
+        if (!buf) cx_err_set(&e, CX_ENOMEM, 0, "out of memory");
+        if (!buf || generate(r, s0, k, buf, &e) < 0) {
+            r->errs[s0] = e;
+            r->failed[s0] = ST_GENERATE;
+            break;
+        }
+        double per = (cx_mono_ms() - t0) / (double)k;
+        for (size_t i = 0; i < k; i++) r->gen_ms[s0 + i] = per;
+        r->base = s0;
+        r->pre = buf;
+        cx_pool_for(w->pool, k, sample_task, r);
+    }
+    r->pre = NULL;
+    free(buf);
 }
 
 /* Generates, encodes and stages every sample of the unit; *failure gets
@@ -309,7 +434,7 @@ static int stage_samples(cx_worker_t *w, const cx_assignment_t *a,
         snprintf(r->keys[i], sizeof r->keys[i],
                  "%s/staging/%s/%" PRIu32 "/%zu.png", u->job_id, u->unit_id,
                  a->attempt, i);
-    cx_pool_for(w->pool, n, sample_task, r);
+    run_samples(w, r, n);
     for (size_t i = 0; i < n; i++)
         if (r->failed[i] == ST_GENERATE || r->failed[i] == ST_ENCODE) {
             snprintf(failure, failure_len, "sample %zu: %s", i,
@@ -344,19 +469,31 @@ int cx_worker_run(cx_worker_t *w, const cx_assignment_t *a, cx_buf_t *out,
     uint32_t n = u->sample_count;
     unit_run_t r = {0};
     Cascade__V1__StagedSample *ss = NULL, **sp = NULL;
+    cx_warm_model_t *wm = NULL;
+    cx_warm_info_t wi = {0};
 
     if (!gp) {
         snprintf(failure, sizeof failure, "unit has no generation params");
         goto report;
     }
-    r.model = model_get(w, gp->checkpoint, gp->width, gp->height,
-                        &timing.load_ms, &gerr);
-    if (!r.model) {
+    wm = cx_warm_acquire(w->warm, gp->checkpoint, gp->width, gp->height, &wi,
+                         &gerr);
+    cx_err_t perr = {0};
+    if (cx_warm_publish(w->warm, w->svc->redis, w->conf.id, 0, &perr) < 0)
+        CX_WARN("warm pool state not published err=\"%s\"", perr.msg);
+    if (!wm) {
         snprintf(failure, sizeof failure, "model %s: %s", gp->checkpoint,
                  gerr.msg);
         goto report;
     }
-    int cls = cx_model_class_index(r.model, u->class_name);
+    timing.load_ms = wi.load_ms;
+    if (!wi.hit)
+        CX_INFO("model loaded checkpoint=%s width=%" PRIu32
+                " height=%" PRIu32 " device=%s load_ms=%.1f mem_bytes=%" PRIu64,
+                gp->checkpoint, gp->width, gp->height, w->conf.device,
+                wi.load_ms, wi.mem_bytes);
+    r.gen = cx_warm_gen(wm);
+    int cls = cx_plugin_gen_class_index(r.gen, u->class_name);
     if (cls < 0) {
         snprintf(failure, sizeof failure,
                  "class %s unknown to checkpoint %s", u->class_name,
@@ -367,6 +504,7 @@ int cx_worker_run(cx_worker_t *w, const cx_assignment_t *a, cx_buf_t *out,
     if (!r.store) {
         if (gerr.retriable) {
             *err = gerr;
+            cx_warm_release(w->warm, wm);
             return -1;
         }
         snprintf(failure, sizeof failure, "store: %s", gerr.msg);
@@ -399,8 +537,8 @@ int cx_worker_run(cx_worker_t *w, const cx_assignment_t *a, cx_buf_t *out,
         ss[j].bytes = r.bytes[j];
         sp[j] = &ss[j];
     }
-    rc = pack_batch(w, a, sp, n, &timing, *failure ? failure : NULL, out,
-                    err);
+    rc = pack_batch(w, a, sp, n, &timing, *failure ? failure : NULL, wi.hit,
+                    out, err);
     if (rc == 0 && !*failure) {
         cx_metric_add(w->m_units, 1);
         cx_metric_add(w->m_samples, n);
@@ -408,7 +546,7 @@ int cx_worker_run(cx_worker_t *w, const cx_assignment_t *a, cx_buf_t *out,
     goto done;
 
 report:
-    rc = pack_batch(w, a, NULL, 0, &timing, failure, out, err);
+    rc = pack_batch(w, a, NULL, 0, &timing, failure, wi.hit, out, err);
 done:
     if (*failure) {
         cx_metric_add(w->m_failed, 1);
@@ -417,6 +555,7 @@ done:
                 u->job_id, u->unit_id, a->attempt, failure);
     }
     unit_run_free(&r, n ? n : 1);
+    cx_warm_release(w->warm, wm);
     free(ss);
     free(sp);
     return rc;

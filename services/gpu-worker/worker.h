@@ -26,7 +26,19 @@ typedef struct cx_worker_conf {
     const char *gpu_type; /* reported in StagedBatch */
     cx_png_opts_t png;    /* staged PNG encoding (level, filter, strategy) */
     unsigned threads;     /* 0: one per CPU */
-    size_t models;        /* checkpoints kept warm (at least 1) */
+    size_t models;        /* checkpoints kept warm (0: as the budget holds) */
+    /* Generation (plugin.h, pool.h): plug-ins are every *.so of
+     * plugin_dir (NULL or "": <executable's dir>/../plugins) plus the
+     * comma-separated paths in `plugins`; checkpoints <name>.<ext> live in
+     * checkpoint_dir (may be NULL); models run on `device` ("cpu" when
+     * NULL) within mem_budget_bytes (0: from the device); a plug-in that
+     * is not concurrent gets max_batch samples per call (0: 32). */
+    const char *device;
+    const char *checkpoint_dir;
+    const char *plugin_dir;
+    const char *plugins;
+    uint64_t mem_budget_bytes;
+    unsigned max_batch;
 } cx_worker_conf_t;
 
 typedef struct cx_worker cx_worker_t;
@@ -35,6 +47,11 @@ typedef struct cx_worker cx_worker_t;
 cx_worker_t *cx_worker_new(cx_service_t *svc, const cx_worker_conf_t *conf,
                            cx_err_t *err);
 void cx_worker_destroy(cx_worker_t *w);
+
+/* The warm pool's budget, and its state written to Redis now (pool.h's
+ * keys; call once registered, then cx_worker_run keeps it current). */
+uint64_t cx_worker_mem_budget(const cx_worker_t *w);
+int cx_worker_publish_pool(cx_worker_t *w, cx_err_t *err);
 
 /* 1 if cx:unit:<unit> still says state=leased, worker=me and the
  * Assignment's epoch, and the job is not CANCELLED; 0 if the Assignment is
