@@ -262,8 +262,10 @@ static int check_progress(const void *msg, cx_err_t *err) {
 static int check_jobevent(const void *msg, cx_err_t *err) {
     const cx_jobevent_t *e = msg;
     if (need_name("job_id", e->job_id, err)) return -1;
-    if (e->type <= CASCADE__V1__JOB_EVENT_TYPE__JOB_EVENT_UNSPECIFIED ||
-        e->type > CASCADE__V1__JOB_EVENT_TYPE__JOB_EVENT_REPLACEMENT_ISSUED)
+    /* Any value the schema defines (blocks are added over time). */
+    if (e->type == CASCADE__V1__JOB_EVENT_TYPE__JOB_EVENT_UNSPECIFIED ||
+        !protobuf_c_enum_descriptor_get_value(
+            &cascade__v1__job_event_type__descriptor, (int)e->type))
         return cx_err_set(err, CX_EDECODE, 0, "type %d is not a known event",
                           (int)e->type);
     if (is_set(e->unit_id) && need_unit_id("unit_id", e->unit_id, err))

@@ -114,3 +114,177 @@ void cx_gates_thresholds_for(const cx_gate_thresholds_t *defaults,
             out->max_hf = th->value;
     }
 }
+
+/* ---- profile gates ----------------------------------------------------- */
+
+static const struct {
+    const char *name, *family;
+} cx__gates[CX_GATE__COUNT] = {
+    [CX_GATE_NONFINITE] = {"nonfinite", "artifact"},
+    [CX_GATE_CONSTANT] = {"constant", "artifact"},
+    [CX_GATE_CLIP] = {"clip", "artifact"},
+    [CX_GATE_RANGE] = {"range", "artifact"},
+    [CX_GATE_HF] = {"hf", "artifact"},
+    [CX_GATE_HF_RATIO] = {"hf_ratio", "artifact"},
+    [CX_GATE_LAP_VAR] = {"lap_var", "artifact"},
+    [CX_GATE_REPEAT] = {"repeat", "artifact"},
+    [CX_GATE_STRUCTURE] = {"structure", "structural"},
+    [CX_GATE_MAHALANOBIS] = {"mahalanobis", "distributional"},
+    [CX_GATE_CLASS] = {"class", "distributional"},
+    [CX_GATE_PRIVACY] = {"privacy", "privacy"},
+};
+
+const char *cx_gate_name(cx_gate_id_t g) {
+    return (unsigned)g < CX_GATE__COUNT ? cx__gates[g].name : "?";
+}
+
+const char *cx_gate_family(cx_gate_id_t g) {
+    return (unsigned)g < CX_GATE__COUNT ? cx__gates[g].family : "?";
+}
+
+int cx_gate_by_name(const char *name) {
+    for (int g = 0; name && g < CX_GATE__COUNT; g++)
+        if (strcmp(cx__gates[g].name, name) == 0) return g;
+    return -1;
+}
+
+#define L(n, lo, hi, help) {#n, offsetof(cx_gate_limits_t, n), lo, hi, help}
+const cx_gate_limit_def_t cx_gate_limit_defs[] = {
+    L(min_range, 0, 1, "minimum (p99.5 - p0.5) / full scale"),
+    L(max_clip, 0, 1, "maximum fraction of pixels at 0 or full scale"),
+    L(max_hf, 0, 1000, "maximum mean squared Laplacian / variance"),
+    L(min_std, 0, 1, "minimum intensity std (constant images)"),
+    L(min_hf_ratio, 0, 1, "minimum high-frequency energy ratio"),
+    L(max_hf_ratio, 0, 1, "maximum high-frequency energy ratio"),
+    L(min_lap_var, 0, 100, "minimum Laplacian variance (FS^2)"),
+    L(max_lap_var, 0, 100, "maximum Laplacian variance (FS^2)"),
+    L(max_repeat, -1, 1, "maximum off-origin autocorrelation peak"),
+    L(structure_k, 0.5, 1000, "structural envelope half-width (sigmas)"),
+    L(max_mahalanobis, 0, 1e9, "maximum Mahalanobis distance to the class"),
+    L(max_class_llr, -1e6, 1e9,
+      "maximum log-likelihood advantage of another class (nats)"),
+    L(min_privacy_distance, 0, 1e9,
+      "minimum distance to the closest training record"),
+    L(privacy_budget, 0, 1, "tolerated fraction of near-copies in a job"),
+    L(privacy_min_samples, 1, 1e9,
+      "samples the budget is counted over at least"),
+    L(max_frechet, 0, 1e12, "job-level Frechet distance alert (0: off)"),
+};
+#undef L
+const size_t cx_gate_nlimits =
+    sizeof cx_gate_limit_defs / sizeof cx_gate_limit_defs[0];
+
+int cx_gate_limit_index(const char *name) {
+    for (size_t i = 0; name && i < cx_gate_nlimits; i++)
+        if (strcmp(cx_gate_limit_defs[i].name, name) == 0) return (int)i;
+    return -1;
+}
+
+static int cx__gate_limit_in_range(size_t i, double v, cx_err_t *err) {
+    const cx_gate_limit_def_t *d = &cx_gate_limit_defs[i];
+    if (!(v >= d->lo && v <= d->hi)) /* NaN fails too */
+        return cx_err_set(err, CX_EINVAL, 0,
+                          "threshold %s = %g is outside [%g, %g] (%s)",
+                          d->name, v, d->lo, d->hi, d->help);
+    return 0;
+}
+
+int cx_gate_limit_set(cx_gate_limits_t *l, const char *name, double v,
+                      cx_err_t *err) {
+    int i = cx_gate_limit_index(name);
+    if (i < 0)
+        return cx_err_set(err, CX_EINVAL, 0,
+                          "unknown threshold '%s' (see docs/GATES.md)",
+                          name ? name : "");
+    if (cx__gate_limit_in_range((size_t)i, v, err) < 0) return -1;
+    *cx_gate_limit_ref(l, (size_t)i) = v;
+    return 0;
+}
+
+/* min_X / max_X pairs that must be ordered. */
+static const char *const cx__gate_pairs[][2] = {
+    {"min_hf_ratio", "max_hf_ratio"}, {"min_lap_var", "max_lap_var"}};
+
+int cx_gate_limits_check(const cx_gate_limits_t *l, cx_err_t *err) {
+    for (size_t i = 0; i < cx_gate_nlimits; i++)
+        if (cx__gate_limit_in_range(i, cx_gate_limit_get(l, i), err) < 0)
+            return -1;
+    for (size_t k = 0; k < sizeof cx__gate_pairs / sizeof cx__gate_pairs[0];
+         k++) {
+        int a = cx_gate_limit_index(cx__gate_pairs[k][0]);
+        int b = cx_gate_limit_index(cx__gate_pairs[k][1]);
+        double lo = cx_gate_limit_get(l, (size_t)a);
+        double hi = cx_gate_limit_get(l, (size_t)b);
+        if (lo > hi)
+            return cx_err_set(err, CX_EINVAL, 0,
+                              "threshold %s = %g is above %s = %g",
+                              cx__gate_pairs[k][0], lo, cx__gate_pairs[k][1],
+                              hi);
+    }
+    return 0;
+}
+
+int cx_gate_limits_apply(cx_gate_limits_t *l,
+                         const Cascade__V1__ValidationCriteria *crit,
+                         cx_err_t *err) {
+    if (crit) {
+        for (size_t i = 0; i < crit->n_thresholds; i++) {
+            const Cascade__V1__Threshold *t = crit->thresholds[i];
+            if (!t) continue;
+            if (cx_gate_limit_set(l, t->gate, t->value, err) < 0) return -1;
+        }
+        if (crit->privacy_budget > 0 &&
+            cx_gate_limit_set(l, "privacy_budget", crit->privacy_budget,
+                              err) < 0)
+            return -1;
+        if (crit->max_frechet_distance > 0 &&
+            cx_gate_limit_set(l, "max_frechet", crit->max_frechet_distance,
+                              err) < 0)
+            return -1;
+    }
+    return cx_gate_limits_check(l, err);
+}
+
+int cx_gate_criteria_check(const Cascade__V1__ValidationCriteria *crit,
+                           cx_err_t *err) {
+    if (!crit) return 0;
+    cx_gate_limits_t l;
+    int seen[64] = {0};
+    memset(&l, 0, sizeof l);
+    for (size_t i = 0; i < crit->n_thresholds; i++) {
+        const Cascade__V1__Threshold *t = crit->thresholds[i];
+        if (!t) continue;
+        int k = cx_gate_limit_index(t->gate);
+        if (k >= 0 && seen[k])
+            return cx_err_set(err, CX_EINVAL, 0,
+                              "validation.thresholds: %s given twice",
+                              t->gate);
+        if (cx_gate_limit_set(&l, t->gate, t->value, err) < 0)
+            return cx_err_wrap(err, "validation.thresholds");
+        seen[k] = 1;
+    }
+    for (size_t k = 0; k < sizeof cx__gate_pairs / sizeof cx__gate_pairs[0];
+         k++) {
+        int a = cx_gate_limit_index(cx__gate_pairs[k][0]);
+        int b = cx_gate_limit_index(cx__gate_pairs[k][1]);
+        if (seen[a] && seen[b] &&
+            cx_gate_limit_get(&l, (size_t)a) > cx_gate_limit_get(&l, (size_t)b))
+            return cx_err_set(err, CX_EINVAL, 0,
+                              "validation.thresholds: %s %g is above %s %g",
+                              cx__gate_pairs[k][0],
+                              cx_gate_limit_get(&l, (size_t)a),
+                              cx__gate_pairs[k][1],
+                              cx_gate_limit_get(&l, (size_t)b));
+    }
+    if (!(crit->privacy_budget >= 0 && crit->privacy_budget <= 1))
+        return cx_err_set(err, CX_EINVAL, 0,
+                          "validation.privacy_budget %g is outside [0, 1]",
+                          crit->privacy_budget);
+    if (!(crit->max_frechet_distance >= 0 &&
+          crit->max_frechet_distance <= 1e12))
+        return cx_err_set(err, CX_EINVAL, 0,
+                          "validation.max_frechet_distance %g is outside "
+                          "[0, 1e12]",
+                          crit->max_frechet_distance);
+    return 0;
+}

@@ -1,21 +1,35 @@
-/* The validator's Kafka side: one cascade.staged message in, at most one
- * Verdict out, offset stored only once the Verdict is acknowledged. */
+/* The validator's Kafka side: staged batches are collected into groups
+ * (up to batch_samples samples, or whatever arrived within window_ms of
+ * the group's first message), validated together (validate.h), counted
+ * (account.h), and each batch's Verdict produced; a message's offset is
+ * stored only once its Verdict is acknowledged (or it was dead-lettered).
+ * Generation never waits for this: the workers only write staging and
+ * produce to cascade.staged. */
 #ifndef CX_VALIDATOR_RUN_H
 #define CX_VALIDATOR_RUN_H
 
+#include "account.h"
 #include "cascade/service.h"
 #include "validate.h"
 
-/* Handles one message: decodes it (malformed: dead-lettered), validates it
- * and produces and flushes its Verdict. Returns 0 when the offset may be
- * stored, -1 with err otherwise (err->retriable: try the same message
- * again). */
-int cx_validator_handle(cx_service_t *svc, cx_validator_t *v,
-                        const cx_msg_t *m, cx_err_t *err);
+typedef struct cx_vrun_conf {
+    size_t batch_samples; /* close a group at this many samples */
+    int window_ms;        /* ...or this long after its first message */
+    size_t max_messages;  /* ...or this many messages */
+    cx_quar_conf_t quar;
+} cx_vrun_conf_t;
 
-/* Polls c until the service is stopping, retrying a message with backoff
- * while its handling fails retriably; a message that fails otherwise is
- * dead-lettered with the error. Returns 0 on a clean stop. */
-int cx_validator_run(cx_service_t *svc, cx_validator_t *v, cx_consumer_t *c);
+/* Handles the n messages of one group. done[i] is set to 1 for each
+ * message whose effect is durable (Verdict acknowledged, skipped, or
+ * dead-lettered): its offset may be stored. Returns 0 when every message
+ * is done, or -1 with err when some must be tried again (err->retriable
+ * 1: a store, Redis or Kafka failure). */
+int cx_validator_handle_group(cx_service_t *svc, cx_validator_t *v,
+                              const cx_vrun_conf_t *conf, cx_msg_t **msgs,
+                              size_t n, int *done, cx_err_t *err);
+
+/* Consumes c until the service is stopping. Returns 0 on a clean stop. */
+int cx_validator_run(cx_service_t *svc, cx_validator_t *v,
+                     const cx_vrun_conf_t *conf, cx_consumer_t *c);
 
 #endif
