@@ -97,6 +97,178 @@ int cx_lease_release(cx_redis_t *r, const char *unit, uint64_t epoch,
     return 0;
 }
 
+/* ARGV: now lease_ms expiry, then (unit, worker) pairs. One row per pair:
+ * {rc} or {1, attempt, epoch, payload}, as lua_acquire. The same effects
+ * as lua_acquire per unit, in fewer commands: job states and alive keys
+ * read once per script, the epochs taken with one INCRBY, and the
+ * cx:leases, cx:pending and inflight-set updates sent in bulk. */
+static cx_redis_script_t lua_acquire_batch = {.lua =
+    "local out, jobs, alive, ok, seen = {}, {}, {}, {}, {}\n"
+    "local n = (#ARGV - 3) / 2\n"
+    "for i = 1, n do\n"
+    "  local u, w = ARGV[2 + 2 * i], ARGV[3 + 2 * i]\n"
+    "  local k = 'cx:unit:' .. u\n"
+    "  local h = redis.call('HMGET', k, 'state', 'job', 'attempt', 'payload')\n"
+    "  if seen[u] then\n"
+    "    out[i] = {0}\n"
+    "  elseif h[1] ~= 'pending' then\n"
+    "    redis.call('ZREM', 'cx:pending', u)\n"
+    "    out[i] = {0}\n"
+    "  else\n"
+    "    local js = jobs[h[2]]\n"
+    "    if js == nil then\n"
+    "      js = redis.call('HGET', 'cx:job:' .. h[2], 'state') or ''\n"
+    "      jobs[h[2]] = js\n"
+    "    end\n"
+    "    local a = alive[w]\n"
+    "    if a == nil then\n"
+    "      a = redis.call('EXISTS', 'cx:worker:' .. w .. ':alive')\n"
+    "      alive[w] = a\n"
+    "    end\n"
+    "    if js == 'CANCELLED' then\n"
+    "      redis.call('HSET', k, 'state', 'cancelled')\n"
+    "      redis.call('ZREM', 'cx:pending', u)\n"
+    "      out[i] = {-1}\n"
+    "    elseif a == 0 then\n"
+    "      out[i] = {-2}\n"
+    "    else\n"
+    "      seen[u] = true\n"
+    "      ok[#ok + 1] = i\n"
+    "      out[i] = {1, (tonumber(h[3]) or 0) + 1, 0, h[4]}\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if #ok == 0 then return out end\n"
+    "local last = redis.call('INCRBY', 'cx:epoch', #ok)\n"
+    "local leases, pend, sets = {}, {}, {}\n"
+    "for j, i in ipairs(ok) do\n"
+    "  local u, w = ARGV[2 + 2 * i], ARGV[3 + 2 * i]\n"
+    "  local epoch = last - #ok + j\n"
+    "  out[i][3] = epoch\n"
+    "  redis.call('HSET', 'cx:unit:' .. u, 'state', 'leased', 'worker', w,\n"
+    "    'epoch', epoch, 'expiry', ARGV[3], 'attempt', out[i][2])\n"
+    "  leases[#leases + 1] = ARGV[3]\n"
+    "  leases[#leases + 1] = u\n"
+    "  pend[#pend + 1] = u\n"
+    "  local s = sets[w]\n"
+    "  if s == nil then s = {}; sets[w] = s end\n"
+    "  s[#s + 1] = u\n"
+    "end\n"
+    "for o = 1, #leases, 2000 do\n"
+    "  redis.call('ZADD', 'cx:leases',\n"
+    "    unpack(leases, o, math.min(o + 1999, #leases)))\n"
+    "end\n"
+    "for o = 1, #pend, 2000 do\n"
+    "  redis.call('ZREM', 'cx:pending', unpack(pend, o, math.min(o + 1999, #pend)))\n"
+    "end\n"
+    "for w, s in pairs(sets) do\n"
+    "  redis.call('SADD', 'cx:worker:' .. w .. ':inflight', unpack(s))\n"
+    "end\n"
+    "return out\n"};
+
+/* Copies a lease row's payload and numbers into l. */
+static int lease_row(const redisReply *row, int64_t expiry, cx_lease_t *l) {
+    const redisReply *p = row->elements > 3 ? row->element[3] : NULL;
+    if (!p || p->type != REDIS_REPLY_STRING) return -1;
+    l->payload = malloc(p->len ? p->len : 1);
+    if (!l->payload) return -1;
+    memcpy(l->payload, p->str, p->len);
+    l->payload_len = p->len;
+    l->attempt = (uint32_t)cx__rll(row, 1);
+    l->epoch = (uint64_t)cx__rll(row, 2);
+    l->expiry_ms = expiry;
+    return 0;
+}
+
+int cx_lease_acquire_batch(cx_redis_t *r, cx_lease_req_t *reqs, size_t n,
+                           int64_t now_ms, int64_t lease_ms, cx_err_t *err) {
+    if (!n) return 0;
+    char now[24], lms[24], exp[24];
+    int64_t expiry = now_ms + lease_ms;
+    snprintf(now, sizeof now, "%" PRId64, now_ms);
+    snprintf(lms, sizeof lms, "%" PRId64, lease_ms);
+    snprintf(exp, sizeof exp, "%" PRId64, expiry);
+    const char **args = malloc((3 + 2 * n) * sizeof *args);
+    if (!args) return cx_err_set(err, CX_ENOMEM, 0, "lease batch: out of memory");
+    args[0] = now;
+    args[1] = lms;
+    args[2] = exp;
+    for (size_t i = 0; i < n; i++) {
+        args[3 + 2 * i] = reqs[i].unit;
+        args[4 + 2 * i] = reqs[i].worker;
+        reqs[i].rc = CX_LEASE_GONE;
+        memset(&reqs[i].lease, 0, sizeof reqs[i].lease);
+    }
+    redisReply *rep = cx_redis_eval(r, &lua_acquire_batch, 0,
+                                    (int)(3 + 2 * n), args, err);
+    free(args);
+    if (!rep) return cx_err_wrap(err, "lease batch of %zu", n);
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+        freeReplyObject(rep);
+        return cx_err_set(err, CX_EREDIS, 0, "lease batch: bad reply");
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *row = rep->element[i];
+        reqs[i].rc = (int)cx__rll(row, 0);
+        if (reqs[i].rc == CX_LEASE_OK &&
+            lease_row(row, expiry, &reqs[i].lease) < 0) {
+            /* Leased in Redis without a usable payload: it expires and is
+             * re-issued; report it as not leased here. */
+            reqs[i].rc = CX_LEASE_GONE;
+            rc = cx_err_set(err, CX_ENOMEM, 0, "lease batch: payload of %s",
+                            reqs[i].unit);
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+static cx_redis_script_t lua_release_batch = {.lua =
+    "local n = 0\n"
+    "for i = 1, #ARGV, 2 do\n"
+    "  local k = 'cx:unit:' .. ARGV[i]\n"
+    "  local h = redis.call('HMGET', k, 'state', 'epoch', 'worker', 'seq')\n"
+    "  if h[1] == 'leased' and h[2] == ARGV[i + 1] then\n"
+    "    redis.call('HINCRBY', k, 'attempt', -1)\n"
+    "    redis.call('HSET', k, 'state', 'pending', 'worker', '')\n"
+    "    redis.call('ZREM', 'cx:leases', ARGV[i])\n"
+    "    redis.call('SREM', 'cx:worker:' .. h[3] .. ':inflight', ARGV[i])\n"
+    "    redis.call('ZADD', 'cx:pending', h[4], ARGV[i])\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "return n\n"};
+
+int cx_lease_release_batch(cx_redis_t *r, const char *const *units,
+                           const uint64_t *epochs, size_t n, cx_err_t *err) {
+    if (!n) return 0;
+    const char **args = malloc(2 * n * sizeof *args);
+    char (*eps)[24] = malloc(n * sizeof *eps);
+    int rc = -1;
+    if (!args || !eps) {
+        cx_err_set(err, CX_ENOMEM, 0, "release batch: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(eps[i], sizeof eps[i], "%" PRIu64, epochs[i]);
+        args[2 * i] = units[i];
+        args[2 * i + 1] = eps[i];
+    }
+    redisReply *rep = cx_redis_eval(r, &lua_release_batch, 0, (int)(2 * n),
+                                    args, err);
+    if (!rep) {
+        cx_err_wrap(err, "release batch of %zu", n);
+        goto done;
+    }
+    freeReplyObject(rep);
+    rc = 0;
+done:
+    free(args);
+    free(eps);
+    return rc;
+}
+
 /* The failed attempt of the unit in KEYS[1] (already checked to be the
  * current lease). Returns {outcome, job, class, samples, payload}. */
 #define LUA_FAIL_FN                                                         \
@@ -247,7 +419,7 @@ int cx_lease_fail(cx_redis_t *r, const char *unit, uint64_t epoch,
 static cx_redis_script_t lua_list = {.lua =
     "local r = redis.call('ZRANGE', 'cx:leases', 0, tonumber(ARGV[1]) - 1,\n"
     "  'WITHSCORES')\n"
-    "local out, alive = {}, {}\n"
+    "local out, alive, reg = {}, {}, {}\n"
     "for i = 1, #r, 2 do\n"
     "  local u = r[i]\n"
     "  local h = redis.call('HMGET', 'cx:unit:' .. u, 'worker', 'epoch', "
@@ -255,12 +427,15 @@ static cx_redis_script_t lua_list = {.lua =
     "  local w = h[1] or ''\n"
     "  local a = alive[w]\n"
     "  if a == nil then\n"
-    "    a = 0\n"
-    "    if w ~= '' then a = redis.call('EXISTS', 'cx:worker:' .. w .. "
-    "':alive') end\n"
+    "    a, reg[w] = 0, 0\n"
+    "    if w ~= '' then\n"
+    "      a = redis.call('EXISTS', 'cx:worker:' .. w .. ':alive')\n"
+    "      reg[w] = redis.call('EXISTS', 'cx:worker:' .. w)\n"
+    "    end\n"
     "    alive[w] = a\n"
     "  end\n"
-    "  out[#out + 1] = {u, r[i + 1], w, h[2] or '0', a, h[3] or ''}\n"
+    "  out[#out + 1] = {u, r[i + 1], w, h[2] or '0', a, h[3] or '', "
+    "reg[w]}\n"
     "end\n"
     "return out\n"};
 
@@ -296,6 +471,7 @@ int cx_lease_list(cx_redis_t *r, size_t limit, cx_lease_view_t **out,
         v[i].epoch = strtoull(cx__rstr(row, 3), NULL, 10);
         v[i].alive = cx__rll(row, 4) != 0;
         v[i].leased = strcmp(cx__rstr(row, 5), "leased") == 0;
+        v[i].registered = cx__rll(row, 6) != 0;
         if (!v[i].unit || !v[i].worker) {
             cx_lease_views_free(v, i + 1);
             goto fail_nomem;
@@ -313,6 +489,9 @@ fail_nomem:
 
 cx_check_t cx_lease_check(const cx_lease_view_t *v, int64_t now_ms) {
     if (!v->leased) return CX_CHECK_ORPHAN;
+    /* A worker that deregistered drained first: what it still holds was
+     * never started, whatever the clock says. */
+    if (!v->alive && !v->registered) return CX_CHECK_GOODBYE;
     if (now_ms >= v->expiry_ms) return CX_CHECK_EXPIRED;
     if (!v->alive) return CX_CHECK_LOST;
     return CX_CHECK_OK;
@@ -323,6 +502,7 @@ const char *cx_lease_check_reason(cx_check_t c) {
     case CX_CHECK_EXPIRED: return "lease expired";
     case CX_CHECK_LOST: return "worker lost (heartbeat stopped)";
     case CX_CHECK_ORPHAN: return "orphan lease";
+    case CX_CHECK_GOODBYE: return "worker said goodbye (drained)";
     default: return "ok";
     }
 }

@@ -42,6 +42,23 @@ int cx_lease_acquire(cx_redis_t *r, const char *unit, const char *worker,
 int cx_lease_release(cx_redis_t *r, const char *unit, uint64_t epoch,
                      cx_err_t *err);
 
+/* One placement of a batch, and what leasing it did. */
+typedef struct cx_lease_req {
+    const char *unit, *worker;
+    int rc;          /* out: a cx_lease_rc_t */
+    cx_lease_t lease; /* out, on CX_LEASE_OK (free lease.payload) */
+} cx_lease_req_t;
+
+/* cx_lease_acquire for n placements in one script (one round trip, one
+ * EVAL: the live scheduler's batch). Each request's rc is set; 0, or -1
+ * with err when the script could not run (then no rc is meaningful and
+ * nothing was leased). */
+int cx_lease_acquire_batch(cx_redis_t *r, cx_lease_req_t *reqs, size_t n,
+                           int64_t now_ms, int64_t lease_ms, cx_err_t *err);
+/* cx_lease_release for n (unit, epoch) pairs in one script. */
+int cx_lease_release_batch(cx_redis_t *r, const char *const *units,
+                           const uint64_t *epochs, size_t n, cx_err_t *err);
+
 /* What ending or failing an attempt did. */
 typedef enum {
     CX_END_STAGED,    /* lease ended: samples are staged */
@@ -87,6 +104,7 @@ typedef struct cx_lease_view {
     int64_t expiry_ms;
     int alive;  /* the worker's alive key exists */
     int leased; /* the unit hash says state=leased */
+    int registered; /* the worker's hash exists (gone: it said goodbye) */
 } cx_lease_view_t;
 
 int cx_lease_list(cx_redis_t *r, size_t limit, cx_lease_view_t **out,
@@ -97,7 +115,9 @@ typedef enum {
     CX_CHECK_OK = 0,      /* lease holds */
     CX_CHECK_EXPIRED = 1, /* past its expiry */
     CX_CHECK_LOST = 2,    /* its worker stopped heart-beating */
-    CX_CHECK_ORPHAN = 3   /* in cx:leases but the unit is not leased */
+    CX_CHECK_ORPHAN = 3,  /* in cx:leases but the unit is not leased */
+    CX_CHECK_GOODBYE = 4  /* its worker deregistered (drained): release
+                             it without counting an attempt */
 } cx_check_t;
 
 /* The sweep's decision for one lease. Pure. */

@@ -24,7 +24,9 @@ static cx_redis_script_t lua_jobseq = {.lua =
     "return s\n"};
 
 /* KEYS[1] cx:unit:<unit>. ARGV: unit job class class_index samples payload
- * score ordinal. Never overwrites: a duplicate keeps its state. */
+ * score ordinal ckpt width height steps. Never overwrites: a duplicate
+ * keeps its state. The unit type (ckpt, width, height, steps) lets a
+ * restarted scheduler rebuild its index without decoding payloads. */
 static cx_redis_script_t lua_admit = {.lua =
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
     "if redis.call('HGET', 'cx:job:' .. ARGV[2], 'state') == 'CANCELLED' "
@@ -32,7 +34,9 @@ static cx_redis_script_t lua_admit = {.lua =
     "redis.call('HSET', KEYS[1], 'job', ARGV[2], 'class', ARGV[3],\n"
     "  'class_index', ARGV[4], 'samples', ARGV[5], 'payload', ARGV[6],\n"
     "  'state', 'pending', 'attempt', 0, 'epoch', 0, 'worker', '',\n"
-    "  'excluded', '', 'seq', ARGV[7], 'ordinal', ARGV[8])\n"
+    "  'excluded', '', 'seq', ARGV[7], 'ordinal', ARGV[8],\n"
+    "  'ckpt', ARGV[9], 'width', ARGV[10], 'height', ARGV[11],\n"
+    "  'steps', ARGV[12])\n"
     "redis.call('ZADD', 'cx:pending', ARGV[7], ARGV[1])\n"
     "return 1\n"};
 
@@ -44,27 +48,141 @@ int cx_queue_admit(cx_redis_t *r, const cx_unit_t *u, const void *payload,
     long long rank = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
     freeReplyObject(rep);
 
-    char key[64], cls[16], samples[16], score[24], ord[16];
+    char key[64], cls[16], samples[16], score[24], ord[16], w[16], h[16],
+        st[16];
+    const Cascade__V1__GenerationParams *gp = u->params;
     snprintf(key, sizeof key, "cx:unit:%s", u->unit_id);
     snprintf(cls, sizeof cls, "%" PRIu32, u->class_index);
     snprintf(samples, sizeof samples, "%" PRIu32, u->sample_count);
     snprintf(score, sizeof score, "%" PRIu64,
              cx_queue_score((uint64_t)rank, u->ordinal, u->class_index));
     snprintf(ord, sizeof ord, "%" PRIu32, u->ordinal);
+    snprintf(w, sizeof w, "%" PRIu32, gp ? gp->width : 0);
+    snprintf(h, sizeof h, "%" PRIu32, gp ? gp->height : 0);
+    snprintf(st, sizeof st, "%" PRIu32, gp ? gp->steps : 0);
     /* cx_redis_eval takes C strings; the payload is binary, so this one
      * goes through EVALSHA-less argv with lengths. */
     const char *argv[] = {"EVAL", lua_admit.lua, "1", key, u->unit_id,
                           u->job_id, u->class_name, cls, samples,
-                          (const char *)payload, score, ord};
-    size_t lens[12];
-    for (int i = 0; i < 12; i++) lens[i] = i == 9 ? len : strlen(argv[i]);
-    rep = cx_redis_cmdargv(r, 12, argv, lens, err);
+                          (const char *)payload, score, ord,
+                          gp && gp->checkpoint ? gp->checkpoint : "", w, h,
+                          st};
+    size_t lens[16];
+    for (int i = 0; i < 16; i++) lens[i] = i == 9 ? len : strlen(argv[i]);
+    rep = cx_redis_cmdargv(r, 16, argv, lens, err);
     if (!rep) return cx_err_wrap(err, "admit unit %s", u->unit_id);
     int rc = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;
     freeReplyObject(rep);
     if (rc < 0)
         return cx_err_set(err, CX_EREDIS, 0, "admit unit %s: bad reply",
                           u->unit_id);
+    return rc;
+}
+
+/* ARGV: groups of 12 as lua_admit's ARGV (unit ... steps). */
+static const char lua_admit_batch[] =
+    "local out, states = {}, {}\n"
+    "for i = 1, #ARGV, 12 do\n"
+    "  local k = 'cx:unit:' .. ARGV[i]\n"
+    "  local js = states[ARGV[i + 1]]\n"
+    "  if js == nil then\n"
+    "    js = redis.call('HGET', 'cx:job:' .. ARGV[i + 1], 'state') or ''\n"
+    "    states[ARGV[i + 1]] = js\n"
+    "  end\n"
+    "  if redis.call('EXISTS', k) == 1 then out[#out + 1] = 0\n"
+    "  elseif js == 'CANCELLED' then out[#out + 1] = 2\n"
+    "  else\n"
+    "    redis.call('HSET', k, 'job', ARGV[i + 1], 'class', ARGV[i + 2],\n"
+    "      'class_index', ARGV[i + 3], 'samples', ARGV[i + 4],\n"
+    "      'payload', ARGV[i + 5], 'state', 'pending', 'attempt', 0,\n"
+    "      'epoch', 0, 'worker', '', 'excluded', '', 'seq', ARGV[i + 6],\n"
+    "      'ordinal', ARGV[i + 7], 'ckpt', ARGV[i + 8], 'width', ARGV[i + 9],\n"
+    "      'height', ARGV[i + 10], 'steps', ARGV[i + 11])\n"
+    "    redis.call('ZADD', 'cx:pending', ARGV[i + 6], ARGV[i])\n"
+    "    out[#out + 1] = 1\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/* The job's admission rank (assigned on its first unit). */
+static long long job_rank(cx_redis_t *r, const char *job, cx_err_t *err) {
+    const char *a1[] = {"cx:sched:jobseq", "cx:sched:jobseq:next", job};
+    redisReply *rep = cx_redis_eval(r, &lua_jobseq, 2, 1, a1, err);
+    if (!rep) return cx_err_wrap(err, "job rank");
+    long long rank = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+    freeReplyObject(rep);
+    return rank;
+}
+
+int cx_queue_admit_batch(cx_redis_t *r, const cx_unit_t *const *units,
+                         const void *const *payloads, const size_t *lens,
+                         size_t n, int *rcs, cx_err_t *err) {
+    if (!n) return 0;
+    size_t argc = 3 + 12 * n;
+    const char **argv = calloc(argc, sizeof *argv);
+    size_t *alen = calloc(argc, sizeof *alen);
+    char (*nums)[7][24] = calloc(n, sizeof *nums);
+    int rc = -1;
+    long long rank = -1;
+    const char *ranked = NULL;
+    if (!argv || !alen || !nums) {
+        cx_err_set(err, CX_ENOMEM, 0, "admit batch: out of memory");
+        goto done;
+    }
+    argv[0] = "EVAL";
+    argv[1] = lua_admit_batch;
+    argv[2] = "0";
+    for (size_t i = 0; i < n; i++) {
+        const cx_unit_t *u = units[i];
+        const Cascade__V1__GenerationParams *gp = u->params;
+        if (!ranked || strcmp(ranked, u->job_id) != 0) {
+            if ((rank = job_rank(r, u->job_id, err)) < 0) goto done;
+            ranked = u->job_id;
+        }
+        snprintf(nums[i][0], 24, "%" PRIu32, u->class_index);
+        snprintf(nums[i][1], 24, "%" PRIu32, u->sample_count);
+        snprintf(nums[i][2], 24, "%" PRIu64,
+                 cx_queue_score((uint64_t)rank, u->ordinal, u->class_index));
+        snprintf(nums[i][3], 24, "%" PRIu32, u->ordinal);
+        snprintf(nums[i][4], 24, "%" PRIu32, gp ? gp->width : 0);
+        snprintf(nums[i][5], 24, "%" PRIu32, gp ? gp->height : 0);
+        snprintf(nums[i][6], 24, "%" PRIu32, gp ? gp->steps : 0);
+        const char **a = argv + 3 + 12 * i;
+        a[0] = u->unit_id;
+        a[1] = u->job_id;
+        a[2] = u->class_name;
+        a[3] = nums[i][0];
+        a[4] = nums[i][1];
+        a[5] = payloads[i];
+        a[6] = nums[i][2];
+        a[7] = nums[i][3];
+        a[8] = gp && gp->checkpoint ? gp->checkpoint : "";
+        a[9] = nums[i][4];
+        a[10] = nums[i][5];
+        a[11] = nums[i][6];
+    }
+    for (size_t i = 0; i < argc; i++) alen[i] = strlen(argv[i]);
+    for (size_t i = 0; i < n; i++) alen[3 + 12 * i + 5] = lens[i];
+    redisReply *rep = cx_redis_cmdargv(r, (int)argc, argv, alen, err);
+    if (!rep) {
+        cx_err_wrap(err, "admit %zu units", n);
+        goto done;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+        freeReplyObject(rep);
+        cx_err_set(err, CX_EREDIS, 0, "admit batch: bad reply");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        rcs[i] = rep->element[i]->type == REDIS_REPLY_INTEGER
+                     ? (int)rep->element[i]->integer
+                     : -1;
+    freeReplyObject(rep);
+    rc = 0;
+done:
+    free(argv);
+    free(alen);
+    free(nums);
     return rc;
 }
 
@@ -144,6 +262,30 @@ int cx_queue_cancel(cx_redis_t *r, const char *unit, cx_err_t *err) {
     redisReply *rep = cx_redis_eval(r, &lua_cancel, 1, 1, args, err);
     if (!rep) return cx_err_wrap(err, "cancel unit %s", unit);
     freeReplyObject(rep);
+    return 0;
+}
+
+static cx_redis_script_t lua_cancel_many = {.lua =
+    "local n = 0\n"
+    "for i = 1, #ARGV do\n"
+    "  local k = 'cx:unit:' .. ARGV[i]\n"
+    "  if redis.call('HGET', k, 'state') == 'pending' then\n"
+    "    redis.call('HSET', k, 'state', 'cancelled')\n"
+    "    redis.call('ZREM', 'cx:pending', ARGV[i])\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "return n\n"};
+
+int cx_queue_cancel_many(cx_redis_t *r, const char *const *units, size_t n,
+                         cx_err_t *err) {
+    for (size_t off = 0; off < n; off += 1000) {
+        size_t k = n - off < 1000 ? n - off : 1000;
+        redisReply *rep = cx_redis_eval(r, &lua_cancel_many, 0, (int)k,
+                                        (const char **)units + off, err);
+        if (!rep) return cx_err_wrap(err, "cancel %zu units", k);
+        freeReplyObject(rep);
+    }
     return 0;
 }
 

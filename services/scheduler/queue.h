@@ -39,6 +39,13 @@ typedef enum {
 int cx_queue_admit(cx_redis_t *r, const cx_unit_t *u, const void *payload,
                    size_t len, cx_err_t *err);
 
+/* cx_queue_admit for n units in one script (an admission batch; a
+ * benchmark's or a restore's bulk load). rcs[i] gets unit i's
+ * cx_admit_t. 0, or -1 with err. */
+int cx_queue_admit_batch(cx_redis_t *r, const cx_unit_t *const *units,
+                         const void *const *payloads, const size_t *lens,
+                         size_t n, int *rcs, cx_err_t *err);
+
 /* A pending unit near the head of the queue, as cx_queue_peek sees it. */
 typedef struct cx_cand {
     char *unit;
@@ -56,6 +63,10 @@ void cx_queue_cands_free(cx_cand_t *c, size_t n);
 /* Drops a pending unit of a cancelled job: state cancelled, out of
  * cx:pending (only if it is still pending). */
 int cx_queue_cancel(cx_redis_t *r, const char *unit, cx_err_t *err);
+
+/* cx_queue_cancel for n units in one script. */
+int cx_queue_cancel_many(cx_redis_t *r, const char *const *units, size_t n,
+                         cx_err_t *err);
 
 /* 1 if `worker` appears in the comma list `list`. */
 int cx_queue_csv_has(const char *list, const char *worker);

@@ -361,6 +361,74 @@ START_TEST(test_release_undoes_lease) {
 }
 END_TEST
 
+START_TEST(test_batch_acquire_and_release) {
+    char a[33], b[33], c[33], x[33], gone[33];
+    admit("jobB", "normal", 0, 0, a);
+    admit("jobB", "normal", 0, 1, b);
+    admit("jobB", "normal", 0, 2, c);
+    admit("jobZ", "normal", 0, 0, x);
+    admit("jobB", "normal", 0, 3, gone);
+    redisReply *rep = R("HSET cx:job:jobZ state CANCELLED");
+    freeReplyObject(rep);
+    rep = R("HSET cx:unit:%s state staged", gone);
+    freeReplyObject(rep);
+    alive("w1", 5000);
+    alive("w2", 5000);
+    rep = R("HSET cx:unit:%s attempt 2", c);
+    freeReplyObject(rep);
+    cx_lease_req_t q[6] = {{.unit = a, .worker = "w1"},
+                           {.unit = b, .worker = "w2"},
+                           {.unit = c, .worker = "w1"},
+                           {.unit = x, .worker = "w1"},
+                           {.unit = gone, .worker = "w2"},
+                           {.unit = a, .worker = "nobody"}};
+    cx_err_t err = {0};
+    /* The last asks for a again (now leased): gone. */
+    ck_assert_int_eq(cx_lease_acquire_batch(r, q, 6, cx_now_ms(), 60000, &err),
+                     0);
+    ck_assert_int_eq(q[0].rc, CX_LEASE_OK);
+    ck_assert_int_eq(q[1].rc, CX_LEASE_OK);
+    ck_assert_int_eq(q[2].rc, CX_LEASE_OK);
+    ck_assert_int_eq(q[3].rc, CX_LEASE_CANCELLED);
+    ck_assert_int_eq(q[4].rc, CX_LEASE_GONE);
+    ck_assert_int_eq(q[5].rc, CX_LEASE_GONE);
+    /* Distinct, increasing epochs; attempts counted on; payloads back. */
+    ck_assert_uint_lt(q[0].lease.epoch, q[1].lease.epoch);
+    ck_assert_uint_lt(q[1].lease.epoch, q[2].lease.epoch);
+    ck_assert_uint_eq(q[0].lease.attempt, 1);
+    ck_assert_uint_eq(q[2].lease.attempt, 3);
+    ck_assert_uint_gt(q[0].lease.payload_len, 0);
+    char key[64];
+    snprintf(key, sizeof key, "cx:unit:%s", b);
+    char *st = hget(key, "state"), *w = hget(key, "worker");
+    ck_assert_str_eq(st, "leased");
+    ck_assert_str_eq(w, "w2");
+    free(st);
+    free(w);
+    ck_assert_int_eq(num("HGET %s %s", key, "epoch"), (long long)q[1].lease.epoch);
+    ck_assert_int_eq(num("ZCARD cx:leases%s%s", "", ""), 3);
+    ck_assert_int_eq(num("ZCARD cx:pending%s%s", "", ""), 0);
+    ck_assert_int_eq(num("SCARD cx:worker:w1:inflight%s%s", "", ""), 2);
+    ck_assert_int_eq(num("SCARD cx:worker:w2:inflight%s%s", "", ""), 1);
+    /* A dead worker: no lease. */
+    char d[33];
+    admit("jobB", "normal", 0, 4, d);
+    cx_lease_req_t q2 = {.unit = d, .worker = "ghost"};
+    ck_assert_int_eq(cx_lease_acquire_batch(r, &q2, 1, cx_now_ms(), 60000, &err),
+                     0);
+    ck_assert_int_eq(q2.rc, CX_LEASE_NO_WORKER);
+    /* Released in one script: pending again, attempts undone. */
+    const char *units[] = {a, b, c};
+    uint64_t epochs[] = {q[0].lease.epoch, q[1].lease.epoch, 12345};
+    ck_assert_int_eq(cx_lease_release_batch(r, units, epochs, 3, &err), 0);
+    ck_assert_int_eq(num("ZCARD cx:leases%s%s", "", ""), 1); /* c: epoch differs */
+    ck_assert_int_eq(num("ZCARD cx:pending%s%s", "", ""), 3);
+    snprintf(key, sizeof key, "cx:unit:%s", a);
+    ck_assert_int_eq(num("HGET %s %s", key, "attempt"), 0);
+    for (int i = 0; i < 6; i++) free(q[i].lease.payload);
+}
+END_TEST
+
 int main(void) {
     const char *base = cx_testenv("CASCADE_REDIS_URL");
     if (!base) {
@@ -385,6 +453,7 @@ int main(void) {
     tcase_add_test(tc, test_stale_staged_ignored);
     tcase_add_test(tc, test_lost_worker_within_alive_ttl);
     tcase_add_test(tc, test_release_undoes_lease);
+    tcase_add_test(tc, test_batch_acquire_and_release);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

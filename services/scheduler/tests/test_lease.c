@@ -7,7 +7,8 @@
 #include "registry.h"
 
 static cx_lease_view_t view(int64_t expiry, int alive, int leased) {
-    cx_lease_view_t v = {(char *)"u", (char *)"w", 7, expiry, alive, leased};
+    cx_lease_view_t v = {(char *)"u", (char *)"w", 7, expiry, alive, leased,
+                         1};
     return v;
 }
 
@@ -30,6 +31,17 @@ START_TEST(test_check_lost_worker_before_expiry) {
     cx_lease_view_t v = view(120000, 0, 1);
     ck_assert_int_eq(cx_lease_check(&v, 10), CX_CHECK_LOST);
     ck_assert_str_ne(cx_lease_check_reason(CX_CHECK_LOST), "ok");
+}
+END_TEST
+
+START_TEST(test_check_goodbye) {
+    /* A deregistered worker drained: its leases are released at once,
+     * expired or not, and not counted as failures. */
+    cx_lease_view_t v = view(120000, 0, 1);
+    v.registered = 0;
+    ck_assert_int_eq(cx_lease_check(&v, 10), CX_CHECK_GOODBYE);
+    ck_assert_int_eq(cx_lease_check(&v, 200000), CX_CHECK_GOODBYE);
+    ck_assert_str_ne(cx_lease_check_reason(CX_CHECK_GOODBYE), "ok");
 }
 END_TEST
 
@@ -88,6 +100,7 @@ int main(void) {
     tcase_add_test(tc, test_check_expired);
     tcase_add_test(tc, test_check_lost_worker_before_expiry);
     tcase_add_test(tc, test_check_orphan);
+    tcase_add_test(tc, test_check_goodbye);
     suite_add_tcase(s, tc);
     tc = tcase_create("registry");
     tcase_add_test(tc, test_free_slots);
