@@ -2,6 +2,7 @@
  * cascade.job-events. main only wires; the logic is in planner.c/plan.c. */
 #include <inttypes.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cascade/log.h"
@@ -11,6 +12,7 @@
 typedef struct cx_planner_conf {
     cx_common_conf_t common;
     long long reconcile_ms;
+    char *checkpoint_dir;
 } cx_planner_conf_t;
 
 static const cx_conf_entry_t cx__planner_table[] = {
@@ -18,6 +20,11 @@ static const cx_conf_entry_t cx__planner_table[] = {
     {"reconcile-ms", CX_CONF_INT, "1000", 50, 3600000,
      "Period of the full reconcile of every active job (milliseconds)",
      offsetof(cx_planner_conf_t, reconcile_ms)},
+    {"checkpoint_dir", CX_CONF_STR, NULL, 0, 0,
+     "Directory of checkpoint files <name>.cxck that job specs may name "
+     "(class names are checked against their headers); the built-in "
+     "ref-cxr-v0 needs none",
+     offsetof(cx_planner_conf_t, checkpoint_dir)},
     CX_CONF_END};
 
 /* Handles m until it is done, dead-lettered, or the service stops.
@@ -69,6 +76,10 @@ int main(int argc, char **argv) {
         cx_conf_free(cx__planner_table, &cfg);
         return c == 1 ? 0 : 2;
     }
+    /* cx_checkpoint_has_class (spec validation) reads file checkpoints
+     * from $CASCADE_CHECKPOINT_DIR: make a file or flag setting visible. */
+    if (cfg.checkpoint_dir && *cfg.checkpoint_dir)
+        setenv("CASCADE_CHECKPOINT_DIR", cfg.checkpoint_dir, 1);
     if (cx_service_init(&svc, "planner", &cfg.common,
                         CX_SVC_PRODUCER | CX_SVC_REDIS | CX_SVC_STORE, &err) < 0) {
         CX_ERROR("startup failed reason=\"%s\"", err.msg);

@@ -14,9 +14,16 @@
 #include "cascade/util.h"
 #include "cascade/gen.h"
 #include "dataset.h"
+#include "gates.h"
 #include "plan.h"
+#include "policy.h"
 
 #define CX__FLUSH_MS 15000
+/* A class's pass rate counts once this many samples were generated, and
+ * is never believed below the floor (a broken class must not be issued
+ * without bound). */
+#define CX__PASS_MIN_SAMPLES 50
+#define CX__PASS_FLOOR 0.05
 
 struct cx_planner {
     cx_service_t *svc;
@@ -258,7 +265,8 @@ static int submit(cx_planner_t *p, cx_jobspec_t *spec, const cx_msg_t *m,
         return -1;
     if (cx_name_check("job_id", spec->job_id, &verr) < 0)
         return reject(p, spec, verr.msg, 0, err);
-    if (cx_jobspec_validate(spec, class_known, NULL, &verr) < 0)
+    if (cx_jobspec_validate(spec, class_known, NULL, &verr) < 0 ||
+        cx_gate_criteria_check(spec->validation, &verr) < 0)
         return reject(p, spec, verr.msg, 1, err);
 
     uint8_t *packed = cx_pack(&spec->base, &plen, err);
@@ -371,6 +379,43 @@ int cx_planner_handle_progress(cx_planner_t *p, const cx_msg_t *m,
         rc = cx_planner_reconcile(p, pr->job_id, err);
     cascade__v1__progress__free_unpacked(pr, NULL);
     return rc;
+}
+
+/* The quality gates asked for the job to stop (cx:job:<job>:halt, written
+ * by the validator: privacy budget exceeded, or gates that cannot run; see
+ * services/validator/account.h): announce it with the event type they
+ * name, record the reason, and end the job CANCELLED so that workers,
+ * scheduler and committer drop its work. Returns 1 when stopped, 0 when
+ * there is no request, -1 with err. */
+static int halt_job(cx_planner_t *p, const char *job_id, cx_err_t *err) {
+    char k[CX_NAME_MAX + 40], reason[512];
+    snprintf(k, sizeof k, "cx:job:%s:halt", job_id);
+    redisReply *r = cx_redis_cmd(p->svc->redis, err, "HMGET %s reason event", k);
+    if (!r) return -1;
+    int stop = r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+               r->element[0]->type == REDIS_REPLY_STRING;
+    int type = CASCADE__V1__JOB_EVENT_TYPE__JOB_EVENT_GATES_HALTED;
+    if (stop) {
+        snprintf(reason, sizeof reason, "%s", r->element[0]->str);
+        if (r->element[1]->type == REDIS_REPLY_STRING &&
+            protobuf_c_enum_descriptor_get_value(
+                &cascade__v1__job_event_type__descriptor,
+                atoi(r->element[1]->str)))
+            type = atoi(r->element[1]->str);
+    }
+    freeReplyObject(r);
+    if (!stop) return 0;
+    /* Event, reason, then the state, as a cancel: a crash in between
+     * repeats the event, never loses it. */
+    if (send_event_flush(p, job_id, type, reason, err) < 0) return -1;
+    cx_jobstate_key(k, sizeof k, job_id, NULL);
+    r = cx_redis_cmd(p->svc->redis, err, "HSET %s reason %s", k, reason);
+    if (!r) return -1;
+    freeReplyObject(r);
+    CX_WARN("job stopped by its quality gates job_id=%s reason=\"%s\"", job_id,
+            reason);
+    if (finish(p, job_id, CX_JOB_CANCELLED, err) < 0) return -1;
+    return 1;
 }
 
 /* dataset.json, the DONE event, then the state: each step is idempotent,
@@ -506,6 +551,21 @@ static int issue(cx_planner_t *p, const cx_jobspec_t *spec,
     return 0;
 }
 
+/* The quota to plan a class against: its own, raised so that what is
+ * outstanding also covers the samples its observed pass rate will reject,
+ * with a margin (cx_pol_issue_shortfall, the scheduling policy's, which
+ * cascade-sim uses too): a class that passes half its samples is issued
+ * about twice its quota early on rather than in replacement rounds at the
+ * end. The committer still caps every class at its quota. */
+static uint64_t issue_target(const cx_classstate_t *c, uint64_t quota) {
+    if (!c) return quota;
+    uint64_t out = c->issued > c->resolved_n ? c->issued - c->resolved_n : 0;
+    double pass = cx_pol_pass_rate(c->generated, c->passed,
+                                   CX__PASS_MIN_SAMPLES, CX__PASS_FLOOR);
+    return c->committed + out +
+           cx_pol_issue_shortfall(quota, c->committed, out, pass);
+}
+
 int cx_planner_reconcile(cx_planner_t *p, const char *job_id, cx_err_t *err) {
     cx_jobstate_t *st = NULL;
     cx_jobspec_t *spec = NULL;
@@ -518,6 +578,10 @@ int cx_planner_reconcile(cx_planner_t *p, const char *job_id, cx_err_t *err) {
     if (rc <= 0) return rc;
     rc = 0;
     if (strcmp(st->state, CX_JOB_ACCEPTED) != 0) goto done;
+    if ((rc = halt_job(p, job_id, err)) != 0) {
+        rc = rc < 0 ? -1 : 0;
+        goto done;
+    }
     if (!st->spec ||
         !(spec = cx_decode_jobspec(st->spec, st->spec_len, &derr)) ||
         spec->n_classes == 0 || spec->n_classes > CX_MAX_CLASSES) {
@@ -538,7 +602,10 @@ int cx_planner_reconcile(cx_planner_t *p, const char *job_id, cx_err_t *err) {
         rc = complete_job(p, spec, st, err);
         goto done;
     }
-    if (cx_plan_make(states, quotas, spec->n_classes, spec->unit_size, &plan,
+    uint64_t targets[CX_MAX_CLASSES];
+    for (size_t i = 0; i < spec->n_classes; i++)
+        targets[i] = issue_target(states[i], quotas[i]);
+    if (cx_plan_make(states, targets, spec->n_classes, spec->unit_size, &plan,
                      err) < 0) {
         rc = -1;
         goto done;

@@ -9,11 +9,13 @@
 #   stack.sh stop DIR                           (everything; idempotent)
 #   stack.sh status DIR
 #
-# DIR/env gets CASCADE_KAFKA_BROKERS, CASCADE_REDIS_URL, CASCADE_STORE_URI and
-# CASCADE_RUN_DIR; DIR/pids/<name>.pid one pid per process; DIR/logs/ the
-# logs (kafka-server.log, redis.log, <name>.log). `start` begins from empty
-# state: it clears DIR's kafka, redis, store, logs and pids. --s3 also runs
-# an S3 server and adds its CASCADE_S3_* settings to DIR/env (stack_s3.sh).
+# DIR/env gets CASCADE_KAFKA_BROKERS, CASCADE_REDIS_URL, CASCADE_STORE_URI,
+# CASCADE_CHECKPOINT_DIR (default <repo>/.deps/checkpoints, where `make
+# checkpoint` fits ref-cxr-v1) and CASCADE_RUN_DIR; DIR/pids/<name>.pid
+# one pid per process; DIR/logs/ the logs (kafka-server.log, redis.log,
+# <name>.log). `start` begins from empty state: it clears DIR's kafka,
+# redis, store, logs and pids. --s3 also runs an S3 server and adds its
+# CASCADE_S3_* settings to DIR/env (stack_s3.sh).
 #
 # Binaries come from $CASCADE_BIN (default: $CASCADE_BUILD_DIR/bin, else
 # <repo>/build/bin); cxdev from there too. Kafka's jars from
@@ -345,6 +347,7 @@ CASCADE_KAFKA_BROKERS=127.0.0.1:$bport
 CASCADE_REDIS_URL=redis://127.0.0.1:$rport/0
 CASCADE_STORE_URI=file://$dir/store
 CASCADE_RUN_DIR=$dir
+CASCADE_CHECKPOINT_DIR=${CASCADE_CHECKPOINT_DIR:-$CX_REPO/.deps/checkpoints}
 EOF
     if [ "$s3" = 1 ] && ! stk_start_s3 "$dir"; then
         cmd_stop "$dir"

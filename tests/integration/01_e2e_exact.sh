@@ -29,5 +29,6 @@ units = sum(c["units"] for c in s["classes"])
 assert t["units"] == units, (t["units"], units)
 assert t["samples"] == s["generated"], (t["samples"], s["generated"])
 assert t["generate_ms"] > 0 and t["encode_ms"] > 0 and t["validate_ms"] > 0
+assert t["staged_to_verdict_ms"] > 0, t
 PY
 echo "PASS 01_e2e_exact"

@@ -10,6 +10,7 @@ static const struct {
     int arity;
 } cx__ctl_commands[] = {
     {"submit", 1}, {"status", 1}, {"watch", 1}, {"list", 0}, {"cancel", 1},
+    {"plan", 1},   {"model", 0},  {"quarantine", 1},
 };
 
 int cx_ctl_command_arity(const char *command) {
@@ -82,9 +83,18 @@ int cx_ctl_args_check(const cx_ctl_args_t *a, cx_err_t *err) {
     if (n < 0)
         return cx_err_set(err, CX_EINVAL, 0, "unknown command \"%s\"",
                           a->command);
+    /* quarantine list | quarantine release WORKER */
+    if (strcmp(a->command, "quarantine") == 0 && a->npos >= 1 &&
+        strcmp(a->pos[0], "release") == 0)
+        n = 2;
     if (a->npos < n)
         return cx_err_set(err, CX_EINVAL, 0, "%s needs %s", a->command,
-                          strcmp(a->command, "submit") == 0 ? "FILE" : "JOB");
+                          strcmp(a->command, "submit") == 0 ||
+                                  strcmp(a->command, "plan") == 0
+                              ? "FILE"
+                          : strcmp(a->command, "quarantine") == 0
+                              ? "list or release WORKER"
+                              : "JOB");
     if (a->npos > n)
         return cx_err_set(err, CX_EINVAL, 0, "%s: unexpected argument \"%s\"",
                           a->command, a->pos[n]);

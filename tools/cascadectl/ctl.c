@@ -11,6 +11,8 @@
 #include "cascade/gen.h"
 #include "cascade/jobfile.h"
 #include "cascade/util.h"
+#include "gates.h"
+#include "sched.h"
 
 #define CX__CTL_FLUSH_MS 15000
 #define CX__CTL_REDIS_RETRY_MS 3000
@@ -29,7 +31,8 @@ cx_jobspec_t *cx_ctl_load_jobfile(const char *path, int64_t now_ms,
     free(text);
     if (!spec) return NULL;
     if (cx_jobspec_apply_defaults(spec, err) < 0 ||
-        cx_jobspec_validate(spec, class_known, NULL, err) < 0) {
+        cx_jobspec_validate(spec, class_known, NULL, err) < 0 ||
+        cx_gate_criteria_check(spec->validation, err) < 0) {
         cx_jobfile_free(spec);
         return NULL;
     }
@@ -337,13 +340,17 @@ int cx_ctl_watch(cx_ctl_t *c, const char *job) {
                 rc = strcmp(st->state, CX_JOB_DONE) == 0 ? CX_CTL_OK : CX_CTL_FAILED;
                 break;
             }
+            char eta[160];
+            int has_eta = cx_ctl_eta_line(r, job, cx_now_ms(), eta, sizeof eta);
             if (tty) {
                 if (lines) fprintf(c->out, "\033[%dA\033[J", lines);
                 cx_ctl_print_watch(c->out, st, rate, (now - start) / 1000.0);
-                lines = (int)st->nclasses + 3;
+                if (has_eta) fprintf(c->out, "  %s\n", eta);
+                lines = (int)st->nclasses + 3 + has_eta;
             } else {
-                fprintf(c->out, "%s %s %" PRIu64 "/%" PRIu64 " %.1f samples/s\n",
-                        st->job_id, st->state, t.committed, t.quota, rate);
+                fprintf(c->out, "%s %s %" PRIu64 "/%" PRIu64 " %.1f samples/s%s%s\n",
+                        st->job_id, st->state, t.committed, t.quota, rate,
+                        has_eta ? " " : "", eta);
             }
             fflush(c->out);
             cx_jobstate_free(st);

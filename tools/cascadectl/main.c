@@ -5,6 +5,7 @@
  *   cascadectl watch JOB [--timeout S] [--interval S]
  *   cascadectl list [--json]
  *   cascadectl cancel JOB
+ *   cascadectl quarantine list | quarantine release WORKER
  *
  * Exit status: 0 ok, 1 unknown job (watch: the job ended CANCELLED or
  * REJECTED), 2 bad usage or invalid job file, 3 Kafka/Redis failure,
@@ -17,6 +18,8 @@
 #include "cascade/config.h"
 #include "cascade/log.h"
 #include "ctl.h"
+#include "quarantine.h"
+#include "sched.h"
 
 typedef struct cx_ctl_conf {
     char *kafka_brokers;
@@ -25,6 +28,8 @@ typedef struct cx_ctl_conf {
     int json;
     double timeout;
     double interval;
+    char *pool;
+    long long seed;
 } cx_ctl_conf_t;
 
 static const cx_conf_entry_t cx__ctl_table[] = {
@@ -40,6 +45,11 @@ static const cx_conf_entry_t cx__ctl_table[] = {
      "watch: give up after this many seconds (0: never)", offsetof(cx_ctl_conf_t, timeout)},
     {"interval", CX_CONF_DOUBLE, "1", 0.05, 3600, "watch: refresh period in seconds",
      offsetof(cx_ctl_conf_t, interval)},
+    {"pool", CX_CONF_STR, "", 0, 0,
+     "plan: the pool file (JSON, see examples/pools/)",
+     offsetof(cx_ctl_conf_t, pool)},
+    {"seed", CX_CONF_INT, "1", 0, 1000000000, "plan: simulation seed",
+     offsetof(cx_ctl_conf_t, seed)},
     CX_CONF_END};
 
 static void usage(FILE *out) {
@@ -51,6 +61,11 @@ static void usage(FILE *out) {
             "  watch JOB        live progress until the job ends [--timeout S]\n"
             "  list             every job [--json]\n"
             "  cancel JOB       stop issuing work for a job\n"
+            "  plan FILE --pool POOL  simulate the job on a pool before\n"
+            "                   submitting it: makespan, bound, cost [--json]\n"
+            "  model            the scheduler's learned seconds per sample\n"
+            "  quarantine list  workers quarantined by the quality gates [--json]\n"
+            "  quarantine release WORKER  let the scheduler use it again\n"
             "exit: 0 ok, 1 unknown/failed job, 2 usage or invalid job file,\n"
             "      3 Kafka/Redis error, 4 watch timeout\n"
             "flags: cascadectl --help\n");
@@ -92,6 +107,11 @@ int main(int argc, char **argv) {
     else if (strcmp(a.command, "status") == 0) status = cx_ctl_status(&ctl, a.pos[0]);
     else if (strcmp(a.command, "watch") == 0) status = cx_ctl_watch(&ctl, a.pos[0]);
     else if (strcmp(a.command, "list") == 0) status = cx_ctl_list(&ctl);
+    else if (strcmp(a.command, "plan") == 0)
+        status = cx_ctl_plan(&ctl, a.pos[0], cfg.pool, (uint64_t)cfg.seed);
+    else if (strcmp(a.command, "model") == 0) status = cx_ctl_model(&ctl);
+    else if (strcmp(a.command, "quarantine") == 0)
+        status = cx_ctl_quarantine(&ctl, a.pos[0], a.npos > 1 ? a.pos[1] : NULL);
     else status = cx_ctl_cancel(&ctl, a.pos[0]);
 done:
     cx_conf_free(cx__ctl_table, &cfg);

@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "cascade/gen.h"
 #include "cascade/jobfile.h"
 #include "ctl.h"
+#include "sched.h"
 
 typedef struct {
     int json;
@@ -81,8 +83,26 @@ START_TEST(test_args_errors) {
 }
 END_TEST
 
+/* demo.yaml names ref-cxr-v1, a file checkpoint (make checkpoint fits it);
+ * a small one with the same classes, saved from the built-in model, lets
+ * the class check run without fitting. */
+static char *save_small_checkpoint(void) {
+    char *dir = strdup("/tmp/cx-ctl-ckpt-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    cx_err_t err;
+    cx_model_t *m = cx_model_open(CX_CHECKPOINT_BUILTIN, 16, 16, &err);
+    ck_assert_msg(m != NULL, "%s", err.msg);
+    char path[256];
+    snprintf(path, sizeof path, "%s/ref-cxr-v1" CX_CHECKPOINT_EXT, dir);
+    ck_assert_msg(cx_model_save(m, path, &err) == 0, "%s", err.msg);
+    cx_model_destroy(m);
+    setenv("CASCADE_CHECKPOINT_DIR", dir, 1);
+    return dir;
+}
+
 START_TEST(test_examples_validate) {
     cx_err_t err;
+    char *ckdir = save_small_checkpoint();
     cx_jobspec_t *s = cx_ctl_load_jobfile(CX_EXAMPLES_DIR "/demo.yaml", 99, &err);
     ck_assert_msg(s != NULL, "%s", err.msg);
     ck_assert_uint_eq(s->total_count, 3000);
@@ -104,6 +124,12 @@ START_TEST(test_examples_validate) {
     ck_assert_uint_eq(s->total_count, 300);
     ck_assert_uint_eq(s->generation->steps, 20);
     cx_jobfile_free(s);
+    char path[256];
+    snprintf(path, sizeof path, "%s/ref-cxr-v1" CX_CHECKPOINT_EXT, ckdir);
+    unlink(path);
+    rmdir(ckdir);
+    unsetenv("CASCADE_CHECKPOINT_DIR");
+    free(ckdir);
 }
 END_TEST
 
@@ -204,6 +230,46 @@ START_TEST(test_bar_duration) {
 }
 END_TEST
 
+START_TEST(test_eta_line_and_plan) {
+    /* The scheduler's cx:job:<job>:eta fields as watch prints them. */
+    const char *f[] = {"known", "eta_ms", "lo_ms", "hi_ms", "late", "rate"};
+    const char *v[] = {"1", "1795660200000", "1795660100000", "1795660300000",
+                       "1", "812.5"};
+    char buf[200];
+    ck_assert_int_eq(cx_ctl_eta_format(f, v, 6, 1795660000000, buf, sizeof buf),
+                     1);
+    ck_assert_str_eq(buf, "ETA 2026-11-26 02:30:00Z (in 3m20s; 02:28:20 .. "
+                          "02:31:40), pool 812.5 samples/s, DEADLINE AT RISK");
+    v[4] = "0";
+    cx_ctl_eta_format(f, v, 6, 1795660000000, buf, sizeof buf);
+    ck_assert_ptr_null(strstr(buf, "RISK"));
+    v[0] = "0";
+    ck_assert_int_eq(cx_ctl_eta_format(f, v, 6, 0, buf, sizeof buf), 0);
+    ck_assert_str_eq(buf, "");
+    /* plan: a job file on a pool file, simulated. */
+    ck_assert_int_eq(cx_ctl_command_arity("plan"), 1);
+    ck_assert_int_eq(cx_ctl_command_arity("model"), 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/demo.yaml", CX_EXAMPLES_DIR);
+    char pool[512];
+    snprintf(pool, sizeof pool, "%s/../pools/small.json", CX_EXAMPLES_DIR);
+    FILE *out = tmpfile(), *errout = tmpfile();
+    cx_ctl_t c = {"x:1", "redis://127.0.0.1:1/0", 0, 0, 1, out, errout};
+    ck_assert_int_eq(cx_ctl_plan(&c, path, pool, 3), CX_CTL_OK);
+    ck_assert_int_eq(cx_ctl_plan(&c, path, "/nonexistent.json", 3),
+                     CX_CTL_USAGE);
+    rewind(out);
+    char text[4096] = "";
+    size_t n = fread(text, 1, sizeof text - 1, out);
+    text[n] = '\0';
+    ck_assert_ptr_nonnull(strstr(text, "makespan"));
+    ck_assert_ptr_nonnull(strstr(text, "lower bound"));
+    ck_assert_ptr_nonnull(strstr(text, "cost"));
+    fclose(out);
+    fclose(errout);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("cascadectl");
     TCase *tc = tcase_create("cascadectl");
@@ -214,6 +280,7 @@ int main(void) {
     tcase_add_test(tc, test_submit_invalid_file);
     tcase_add_test(tc, test_status_text);
     tcase_add_test(tc, test_bar_duration);
+    tcase_add_test(tc, test_eta_line_and_plan);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
