@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,8 +195,6 @@ typedef struct unit_run {
     cx_plugin_gen_t *gen;
     size_t cls;
     cx_sample_params_t params;
-    size_t base;         /* sample index of task 0 */
-    const uint16_t *pre; /* generated already (a batch), or NULL */
     cx_png_opts_t png_opts;
     uint64_t seed;
     uint32_t width, height;
@@ -261,12 +260,21 @@ done:
     return rc;
 }
 
+/* Pool tasks over samples base .. base + n - 1; pre holds them generated
+ * already (a batch), or is NULL for tasks that generate their own. */
+typedef struct stage_job {
+    unit_run_t *r;
+    size_t base;
+    const uint16_t *pre;
+} stage_job_t;
+
 static void sample_task(void *ctx, size_t t) {
-    unit_run_t *r = ctx;
-    size_t i = r->base + t;
+    const stage_job_t *j = ctx;
+    unit_run_t *r = j->r;
+    size_t i = j->base + t;
     uint16_t *px = NULL, *faulty = NULL;
     double t0 = cx_mono_ms();
-    if (!r->pre) {
+    if (!j->pre) {
         px = malloc(r->npx * sizeof *px);
         if (!px) {
             cx_err_set(&r->errs[i], CX_ENOMEM, 0, "out of memory");
@@ -279,8 +287,8 @@ static void sample_task(void *ctx, size_t t) {
         }
     }
     double t1 = cx_mono_ms();
-    if (!r->pre) r->gen_ms[i] = t1 - t0;
-    const uint16_t *img = r->pre ? r->pre + t * r->npx : px;
+    if (!j->pre) r->gen_ms[i] = t1 - t0;
+    const uint16_t *img = j->pre ? j->pre + t * r->npx : px;
     /* test hook, NULL unless CASCADE_FAULT_NOISE is set (fault.h) */
     if ((faulty = cx_fault_apply(img, r->npx, r->params.bit_depth, i)))
         img = faulty;
@@ -387,39 +395,75 @@ static int pack_batch(cx_worker_t *w, const cx_assignment_t *a,
     return 0;
 }
 
+/* Encoding and staging of one generated batch on the pool, run from its
+ * own thread so that the next batch's generation overlaps it. */
+typedef struct stage_thread {
+    cx_pool_t *pool;
+    stage_job_t job;
+    size_t n;
+    pthread_t tid;
+    int running;
+} stage_thread_t;
+
+static void *stage_thread_main(void *arg) {
+    stage_thread_t *st = arg;
+    cx_pool_for(st->pool, st->n, sample_task, &st->job);
+    return NULL;
+}
+
+static void stage_thread_join(stage_thread_t *st) {
+    if (!st->running) return;
+    pthread_join(st->tid, NULL);
+    st->running = 0;
+}
+
+/* Starts staging; when no thread can be made, stages inline. */
+static void stage_thread_start(stage_thread_t *st) {
+    if (pthread_create(&st->tid, NULL, stage_thread_main, st) == 0)
+        st->running = 1;
+    else
+        stage_thread_main(st);
+}
+
 /* Batches of max_batch generated on this thread (the plug-in spreads a
- * batch over its own threads or the GPU), each then encoded and written by
- * pool tasks. Batching is what makes the CPU reference generator fast: it
- * streams its weights once per group of images, about 3x the throughput of
- * one image per call (bench_e2e). With max_batch 1 a concurrent plug-in
- * instead gets one pool task per sample (generate, encode, write). */
+ * batch over its own threads or the GPU); while the pool encodes and
+ * writes batch k, batch k + 1 is generated into the other buffer, so no
+ * core waits at a phase boundary. Batching is what makes the CPU reference
+ * generator fast: it streams its weights once per group of images, about
+ * 3x the throughput of one image per call (bench_e2e). With max_batch 1 a
+ * concurrent plug-in instead gets one pool task per sample (generate,
+ * encode, write). */
 static void run_samples(cx_worker_t *w, unit_run_t *r, size_t n) {
-    r->base = 0;
-    r->pre = NULL;
     if (cx_plugin_gen_concurrent(r->gen) && w->conf.max_batch <= 1) {
-        cx_pool_for(w->pool, n, sample_task, r);
+        stage_job_t j = {r, 0, NULL};
+        cx_pool_for(w->pool, n, sample_task, &j);
         return;
     }
-    size_t bsz = w->conf.max_batch;
-    uint16_t *buf = malloc(bsz * r->npx * sizeof *buf);
-    for (size_t s0 = 0; s0 < n; s0 += bsz) {
+    size_t bsz = w->conf.max_batch < n ? w->conf.max_batch : n;
+    uint16_t *buf[2] = {malloc(bsz * r->npx * sizeof(uint16_t)),
+                        malloc(bsz * r->npx * sizeof(uint16_t))};
+    stage_thread_t st = {.pool = w->pool};
+    for (size_t s0 = 0, b = 0; s0 < n; s0 += bsz, b ^= 1) {
         size_t k = n - s0 < bsz ? n - s0 : bsz;
         cx_err_t e = {0};
         double t0 = cx_mono_ms();
-        if (!buf) cx_err_set(&e, CX_ENOMEM, 0, "out of memory");
-        if (!buf || generate(r, s0, k, buf, &e) < 0) {
+        if (!buf[b]) cx_err_set(&e, CX_ENOMEM, 0, "out of memory");
+        if (!buf[b] || generate(r, s0, k, buf[b], &e) < 0) {
             r->errs[s0] = e;
             r->failed[s0] = ST_GENERATE;
             break;
         }
         double per = (cx_mono_ms() - t0) / (double)k;
         for (size_t i = 0; i < k; i++) r->gen_ms[s0 + i] = per;
-        r->base = s0;
-        r->pre = buf;
-        cx_pool_for(w->pool, k, sample_task, r);
+        /* buf[b ^ 1] is free again only once its staging is done */
+        stage_thread_join(&st);
+        st.job = (stage_job_t){r, s0, buf[b]};
+        st.n = k;
+        stage_thread_start(&st);
     }
-    r->pre = NULL;
-    free(buf);
+    stage_thread_join(&st);
+    free(buf[0]);
+    free(buf[1]);
 }
 
 /* Generates, encodes and stages every sample of the unit; *failure gets
