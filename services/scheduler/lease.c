@@ -21,7 +21,8 @@ static cx_redis_script_t lua_acquire = {.lua =
     "  redis.call('ZREM', 'cx:pending', ARGV[1])\n"
     "  return {-1}\n"
     "end\n"
-    "if redis.call('EXISTS', 'cx:worker:' .. ARGV[2] .. ':alive') == 0 then\n"
+    "if redis.call('EXISTS', 'cx:worker:' .. ARGV[2] .. ':alive') == 0 or\n"
+    "   redis.call('HGET', 'cx:worker:' .. ARGV[2], 'draining') == '1' then\n"
     "  return {-2}\n"
     "end\n"
     "local epoch = redis.call('INCR', 'cx:epoch')\n"
@@ -123,6 +124,10 @@ static cx_redis_script_t lua_acquire_batch = {.lua =
     "    local a = alive[w]\n"
     "    if a == nil then\n"
     "      a = redis.call('EXISTS', 'cx:worker:' .. w .. ':alive')\n"
+    /* A draining worker set the flag before giving its units back: the
+     * scheduler's view of it may be a refresh old, this check is not. */
+    "      if a == 1 and redis.call('HGET', 'cx:worker:' .. w,\n"
+    "                               'draining') == '1' then a = 0 end\n"
     "      alive[w] = a\n"
     "    end\n"
     "    if js == 'CANCELLED' then\n"

@@ -26,7 +26,7 @@ typedef enum {
     CX_LEASE_OK = 1,
     CX_LEASE_GONE = 0,       /* no longer pending (another replica took it) */
     CX_LEASE_CANCELLED = -1, /* its job is cancelled: unit dropped */
-    CX_LEASE_NO_WORKER = -2  /* the worker's alive key is gone */
+    CX_LEASE_NO_WORKER = -2  /* the worker is gone or draining */
 } cx_lease_rc_t;
 
 /* Leases a pending unit to worker in one script: new epoch (INCR cx:epoch),
