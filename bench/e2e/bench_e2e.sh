@@ -48,7 +48,7 @@ steady=$(awk -v n="$count" -v f="${first_n:-0}" -v a="${t_first:-$t0}" -v b="$t1
 status=$("$CASCADE_BIN/cascadectl" status --json bench-e2e)
 
 "$repo/tests/harness/stack.sh" stop "$dir" >/dev/null
-gen=$("$CASCADE_BIN/bench_generate" --count 32 --steps "$steps" --threads "$cores" | sed -n 's/.*images_per_s=\([0-9.]*\).*/\1/p')
+gen=$("$CASCADE_BIN/bench_generate" --count 256 --steps "$steps" --threads "$cores" | sed -n 's/.*images_per_s=\([0-9.]*\).*/\1/p')
 printf 'bench_e2e: samples=%d steps=%d cores=%d pipeline_samples_per_s=%.2f steady_samples_per_s=%.2f generator_alone_samples_per_s=%.2f efficiency=%.2f steady_efficiency=%.2f\n' \
     "$count" "$steps" "$cores" "$pipe" "$steady" "$gen" \
     "$(awk -v p="$pipe" -v g="$gen" 'BEGIN {print p / g}')" \
