@@ -124,6 +124,11 @@ int cx__sample_from(const cx_model_t *m, size_t class_idx,
 double cx__ddim_alphabar(uint32_t t);
 /* The DDIM timestep visited at step i of n (T-1 down to 0). */
 uint32_t cx__ddim_timestep(uint32_t i, uint32_t n);
+/* Validates sampling parameters for a model of nclasses classes (class,
+ * sampler, steps, guidance, eta, bit depth): 0, or -1 with err. Shared by
+ * the CPU sampler and the CUDA driver so both refuse the same input. */
+int cx__check_sample_params(size_t nclasses, size_t class_idx,
+                            const cx_sample_params_t *p, cx_err_t *err);
 /* Karras et al. sigma at step i of n (sigma_n = 0). */
 double cx__karras_sigma(uint32_t i, uint32_t n);
 #define CX__SIGMA_MAX 80.0

@@ -599,12 +599,12 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int check_params(const cx_model_t *m, size_t class_idx,
-                        const cx_sample_params_t *p, cx_err_t *err)
+int cx__check_sample_params(size_t nclasses, size_t class_idx,
+                            const cx_sample_params_t *p, cx_err_t *err)
 {
-    if (class_idx >= m->nclasses)
+    if (class_idx >= nclasses)
         return cx_err_set(err, CX_EINVAL, 0, "generate: class %zu of %zu",
-                          class_idx, m->nclasses);
+                          class_idx, nclasses);
     if (p->sampler != CX_SAMPLER_DDIM && p->sampler != CX_SAMPLER_EULER &&
         p->sampler != CX_SAMPLER_HEUN)
         return cx_err_set(err, CX_EINVAL, 0, "generate: unknown sampler %d",
@@ -677,7 +677,8 @@ int cx__sample_from(const cx_model_t *m, size_t class_idx,
 static int run_batch(batch_t *proto, unsigned threads,
                      cx_gen_timing_t *timing, cx_err_t *err)
 {
-    if (check_params(proto->m, proto->cls, proto->p, err) != 0)
+    if (cx__check_sample_params(proto->m->nclasses, proto->cls, proto->p,
+                                err) != 0)
         return -1;
     uint32_t count = proto->count;
     if (count == 0)

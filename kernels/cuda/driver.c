@@ -9,8 +9,6 @@
 
 #include "../cpu/model_impl.h"
 
-#define MAX_STEPS 10000u
-
 struct cxg_gen {
     cxg_ops_t ops;
     uint32_t B, npix, nchunk, nclasses;
@@ -427,34 +425,6 @@ static int run_karras(run_t *R, uint32_t n, int heun)
     return 0;
 }
 
-static int check_params(const cxg_gen_t *G, size_t cls,
-                        const cx_sample_params_t *p, cx_err_t *err)
-{
-    if (cls >= G->nclasses)
-        return cx_err_set(err, CX_EINVAL, 0, "generate: class %zu of %u", cls,
-                          G->nclasses);
-    if (p->sampler != CX_SAMPLER_DDIM && p->sampler != CX_SAMPLER_EULER &&
-        p->sampler != CX_SAMPLER_HEUN)
-        return cx_err_set(err, CX_EINVAL, 0, "generate: unknown sampler %d",
-                          p->sampler);
-    uint32_t maxs = p->sampler == CX_SAMPLER_DDIM ? CX__DDIM_T : MAX_STEPS;
-    if (p->steps < 1 || p->steps > maxs)
-        return cx_err_set(err, CX_EINVAL, 0,
-                          "generate: steps %u outside 1..%u", p->steps, maxs);
-    if (!isfinite(p->guidance_scale) || fabs(p->guidance_scale) > 1000.0)
-        return cx_err_set(err, CX_EINVAL, 0,
-                          "generate: guidance scale %g outside -1000..1000",
-                          p->guidance_scale);
-    if (!(p->eta >= 0.0 && p->eta <= 1.0))
-        return cx_err_set(err, CX_EINVAL, 0, "generate: eta %g outside 0..1",
-                          p->eta);
-    if (p->bit_depth != 8 && p->bit_depth != 16)
-        return cx_err_set(err, CX_EINVAL, 0,
-                          "generate: bit depth %d (want 8 or 16)",
-                          p->bit_depth);
-    return 0;
-}
-
 static run_t run_of(cxg_gen_t *G, size_t cls, const cx_sample_params_t *p,
                     cx_err_t *err)
 {
@@ -472,7 +442,7 @@ int cxg_generate(cxg_gen_t *G, size_t cls, const cx_sample_params_t *p,
 {
     if (!G || !p || (n && (!seeds || !indices || !out)))
         return cx_err_set(err, CX_EINVAL, 0, "generate: missing argument");
-    if (check_params(G, cls, p, err) != 0)
+    if (cx__check_sample_params(G->nclasses, cls, p, err) != 0)
         return -1;
     run_t R = run_of(G, cls, p, err);
     float maxv = (float)((1u << p->bit_depth) - 1u);
