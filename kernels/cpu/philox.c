@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cascade/gen.h"
+#include "noise_math.h"
 #include "vec.h"
 
 #define PHILOX_M0 0xD2511F53u
@@ -19,80 +20,12 @@
 #define PHILOX_W0 0x9E3779B9u
 #define PHILOX_W1 0xBB67AE85u
 
-static inline void philox_round(uint32_t c[4], uint32_t k0, uint32_t k1)
-{
-    uint64_t p0 = (uint64_t)PHILOX_M0 * c[0];
-    uint64_t p1 = (uint64_t)PHILOX_M1 * c[2];
-    uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
-    uint32_t hi1 = (uint32_t)(p1 >> 32), lo1 = (uint32_t)p1;
-    c[0] = hi1 ^ c[1] ^ k0;
-    c[1] = lo1;
-    c[2] = hi0 ^ c[3] ^ k1;
-    c[3] = lo0;
-}
-
 void cx_philox4x32(const uint32_t ctr[4], const uint32_t key[2],
                    uint32_t out[4])
 {
     uint32_t c[4] = {ctr[0], ctr[1], ctr[2], ctr[3]};
-    uint32_t k0 = key[0], k1 = key[1];
-    for (int r = 0; r < 10; r++) {
-        if (r > 0) {
-            k0 += PHILOX_W0;
-            k1 += PHILOX_W1;
-        }
-        philox_round(c, k0, k1);
-    }
+    cxg_philox(c, key[0], key[1]);
     memcpy(out, c, sizeof c);
-}
-
-/* ln(u) for u in (0, 1]: u = m 2^e with m in [sqrt(1/2), sqrt(2)), then
- * ln m = 2 atanh(s), s = (m-1)/(m+1), |s| < 0.172: five terms give ~1e-8. */
-static inline float ln_f(float u)
-{
-    uint32_t bits;
-    memcpy(&bits, &u, sizeof bits);
-    int32_t e = (int32_t)((bits >> 23) & 0xffu) - 127;
-    uint32_t mb = (bits & 0x7fffffu) | 0x3f800000u;
-    float m;
-    memcpy(&m, &mb, sizeof m);
-    int big = m > 1.41421356f;
-    m = big ? m * 0.5f : m;
-    e = big ? e + 1 : e;
-    float s = (m - 1.0f) / (m + 1.0f);
-    float z = s * s;
-    float p = 1.0f + z * (1.0f / 3 + z * (1.0f / 5 + z * (1.0f / 7 +
-                                                         z * (1.0f / 9))));
-    return (float)e * 0.693147181f + 2.0f * s * p;
-}
-
-/* Two normals from two words. Radius from the top 24 bits of a (uniform in
- * (0,1), never 0); angle: quadrant from the top 2 bits of b, position inside
- * the quadrant from the next 24, evaluated around the quadrant's centre so
- * the polynomials only see |phi| <= pi/4. */
-static inline void box_muller(uint32_t a, uint32_t b, float *n0, float *n1)
-{
-    const float inv24 = 1.0f / 16777216.0f;
-    float u = ((float)(a >> 8) + 0.5f) * inv24;
-    float rad = sqrtf(-2.0f * ln_f(u));
-    uint32_t q = b >> 30;
-    float f = ((float)((b >> 6) & 0xffffffu) + 0.5f) * inv24;
-    float phi = (f - 0.5f) * 1.57079633f;
-    float p2 = phi * phi;
-    float sn = phi * (1.0f + p2 * (-1.0f / 6 + p2 * (1.0f / 120 +
-              p2 * (-1.0f / 5040 + p2 * (1.0f / 362880)))));
-    float cs = 1.0f + p2 * (-0.5f + p2 * (1.0f / 24 + p2 * (-1.0f / 720 +
-              p2 * (1.0f / 40320 + p2 * (-1.0f / 3628800)))));
-    /* angle = q*pi/2 + pi/4 + phi */
-    float cpsi = (cs - sn) * 0.707106781f;
-    float spsi = (cs + sn) * 0.707106781f;
-    int swap = (int)(q & 1u);
-    float c0 = swap ? spsi : cpsi;
-    float s0 = swap ? cpsi : spsi;
-    float sgc = ((q ^ (q >> 1)) & 1u) ? -1.0f : 1.0f;
-    float sgs = (q >> 1) ? -1.0f : 1.0f;
-    *n0 = rad * c0 * sgc;
-    *n1 = rad * s0 * sgs;
 }
 
 #define NBLK 64 /* blocks per batch: 256 normals, stays in L1 */
@@ -138,7 +71,7 @@ CX__CLONES static void box_muller_blocks(const uint32_t *a, const uint32_t *b,
                                          size_t nb, float *n0, float *n1)
 {
     for (size_t i = 0; i < nb; i++)
-        box_muller(a[i], b[i], &n0[i], &n1[i]);
+        cxg_box_muller(a[i], b[i], &n0[i], &n1[i]);
 }
 
 /* Full blocks [blk, blk + nblk) into out (4 * nblk floats). */
