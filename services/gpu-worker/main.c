@@ -103,6 +103,9 @@ static uint64_t mem_bytes(void) {
         cx_backoff_sleep(attempt_, 200, 5000, cx_service_stop_flag());     \
     }
 
+/* The worker's stager hands back each message once its effect is done. */
+static void done_cb(void *ctx, cx_msg_t *m) { cx_consumer_done(ctx, m); }
+
 int main(int argc, char **argv) {
     conf_t cf = {0};
     cx_service_t svc;
@@ -180,6 +183,7 @@ int main(int argc, char **argv) {
               ? 0
               : -1,
           "consumer");
+    cx_worker_set_done(w, done_cb, c);
     CX_INFO("worker running worker=%s partition=%d of=%d gpu_type=%s "
             "slots=%lld threads=%lld png_level=%lld png_strategy=%s",
             svc.instance, part, nparts, cf.gpu_type, cf.slots, cf.threads,
@@ -193,6 +197,11 @@ int main(int argc, char **argv) {
             rc = 1;
             break;
         }
+        if (cx_worker_failed(w)) {
+            CX_ERROR("stopping: a staged batch could not be reported");
+            rc = 1;
+            break;
+        }
         cx_msg_t *m = NULL;
         int p = cx_consumer_poll(c, 200, &m, &err);
         if (p < 0 && !err.retriable) {
@@ -202,10 +211,7 @@ int main(int argc, char **argv) {
         }
         if (p != 1) continue;
         for (unsigned attempt = 0;; attempt++) {
-            if (cx_worker_handle(w, m, &err) == 0) {
-                cx_consumer_done(c, m);
-                break;
-            }
+            if (cx_worker_handle(w, m, &err) == 0) break; /* m is w's */
             if (!err.retriable) {
                 CX_ERROR("fatal error offset=%lld err=\"%s\"",
                          (long long)m->offset, err.msg);
@@ -227,11 +233,13 @@ int main(int argc, char **argv) {
     /* The heartbeat thread released them when the drain began; again here
      * for a stop that was not a signal (claim lost, fatal error). */
     cx_hb_release_unstarted(svc.redis, &hc, &err);
+    cx_worker_drain(w); /* the units begun are reported, offsets stored */
     cx_consumer_destroy(c); /* commits the stored offsets */
     c = NULL;
     cx_worker_wait_acked(w, 3000);
 
 fail_setup:
+    if (w) cx_worker_drain(w); /* nothing may reach c once destroyed */
     cx_consumer_destroy(c);
     cx_hb_stop(hb);
     if (registered && cx_hb_deregister(svc.redis, &hc, part, &err) < 0)

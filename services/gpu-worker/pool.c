@@ -215,13 +215,18 @@ static cx_warm_model_t *load(cx_warm_t *w, const char *name, uint32_t width,
     if (cx_plugins_resolve(w->ps, w->conf.checkpoint_dir, name,
                            w->conf.device, &p, path, sizeof path, err) < 0)
         goto fail;
+    /* A concurrent plug-in without batching gets one sample per pool
+     * thread (worker.c run_samples), so each of its calls is one thread;
+     * every other plug-in gets whole batches and all the threads. */
+    int per_sample = (cx_plugin_table(p)->flags & CX_GENPLUG_F_CONCURRENT) &&
+                     w->conf.max_batch <= 1;
     cx_genplug_args_t a = {.struct_size = sizeof a,
                            .checkpoint = path,
                            .name = name,
                            .device = w->conf.device,
                            .width = width,
                            .height = height,
-                           .threads = w->conf.threads,
+                           .threads = per_sample ? 1 : w->conf.threads,
                            .max_batch = w->conf.max_batch};
     uint64_t need = 0;
     if (cx_plugin_estimate(p, &a, &need, err) < 0) goto fail;

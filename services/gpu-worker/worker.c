@@ -3,7 +3,6 @@
 
 #include <inttypes.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +18,13 @@
 #include "fault.h"
 #include "plugin.h"
 #include "pool.h"
+#include "stager.h"
 
 #define CX_WORKER_FLUSH_MS 10000
 #define CX_WORKER_MAX_BATCH 32
+/* Tasks queued on the stager: with the one it runs and the one being
+ * generated, at most four batches are held. */
+#define CX_WORKER_STAGE_QUEUE 2
 
 struct cx_worker {
     cx_service_t *svc;
@@ -29,6 +32,12 @@ struct cx_worker {
     cx_pool_t *pool;
     cx_plugins_t *plugins;
     cx_warm_t *warm;
+    cx_stager_t *stager;
+    cx_worker_done_fn done;
+    void *done_ctx;
+    /* Set by the stager: a unit could not be reported (no later offset
+     * may be stored), or the producer failed for good. */
+    _Atomic int broken, fatal;
     char last_unit[64]; /* last unit staged, for cx_worker_wait_acked */
     cx_metric_t *m_units, *m_samples, *m_failed, *m_stale, *m_retries;
 };
@@ -45,14 +54,14 @@ cx_worker_t *cx_worker_new(cx_service_t *svc, const cx_worker_conf_t *conf,
     if (w->conf.max_batch == 0) w->conf.max_batch = CX_WORKER_MAX_BATCH;
     w->pool = cx_pool_new(conf->threads, err);
     if (!w->pool) goto fail_pool;
+    w->stager = cx_stager_new(CX_WORKER_STAGE_QUEUE, err);
+    if (!w->stager) goto fail_pool;
     if (load_plugins(w, err) < 0) goto fail_pool;
-    /* Concurrent plug-ins run one sample per pool thread, so each call is
-     * single-threaded; the others get whole batches. */
     cx_warm_conf_t wc = {.device = w->conf.device,
                          .checkpoint_dir = w->conf.checkpoint_dir,
                          .budget_bytes = w->conf.mem_budget_bytes,
                          .max_models = w->conf.models,
-                         .threads = 1,
+                         .threads = w->conf.threads,
                          .max_batch = w->conf.max_batch};
     w->warm = cx_warm_new(&wc, w->plugins, svc->metrics, err);
     if (!w->warm) goto fail_pool;
@@ -85,6 +94,7 @@ fail_pool:
 
 void cx_worker_destroy(cx_worker_t *w) {
     if (!w) return;
+    cx_stager_destroy(w->stager); /* runs what is queued first */
     cx_warm_destroy(w->warm);
     cx_plugins_destroy(w->plugins);
     cx_pool_destroy(w->pool);
@@ -395,267 +405,424 @@ static int pack_batch(cx_worker_t *w, const cx_assignment_t *a,
     return 0;
 }
 
-/* Encoding and staging of one generated batch on the pool, run from its
- * own thread so that the next batch's generation overlaps it. */
-typedef struct stage_thread {
+/* A unit from its Assignment to its StagedBatch: generated on the
+ * worker's thread (unit_begin), then encoded, written and reported on the
+ * stager (unit_finish), which meanwhile leaves the cores to the next
+ * unit's generation. */
+typedef struct unit_job {
+    cx_worker_t *w;
+    cx_assignment_t *a; /* owned */
+    cx_msg_t *m;        /* cx_worker_handle's message; NULL for run */
+    unit_run_t r;
+    size_t n;
+    int warm_hit;
+    int generated; /* r holds the samples' results */
+    Cascade__V1__StageTiming timing;
+    char failure[600];
+    double t0;
+} unit_job_t;
+
+static void unit_job_free(unit_job_t *j) {
+    if (!j) return;
+    unit_run_free(&j->r, j->n ? j->n : 1);
+    if (j->a) cascade__v1__assignment__free_unpacked(j->a, NULL);
+    cx_msg_free(j->m);
+    free(j);
+}
+
+/* Encoding and staging of one generated batch (px; NULL: the tasks
+ * generate their own samples) on the pool, run by the stager. */
+typedef struct batch_task {
     cx_pool_t *pool;
     stage_job_t job;
     size_t n;
-    pthread_t tid;
-    int running;
-} stage_thread_t;
+    uint16_t *px;
+} batch_task_t;
 
-static void *stage_thread_main(void *arg) {
-    stage_thread_t *st = arg;
-    cx_pool_for(st->pool, st->n, sample_task, &st->job);
-    return NULL;
+static void batch_task_run(void *ctx) {
+    batch_task_t *b = ctx;
+    cx_pool_for(b->pool, b->n, sample_task, &b->job);
+    free(b->px);
+    free(b);
 }
 
-static void stage_thread_join(stage_thread_t *st) {
-    if (!st->running) return;
-    pthread_join(st->tid, NULL);
-    st->running = 0;
-}
-
-/* Starts staging; when no thread can be made, stages inline. */
-static void stage_thread_start(stage_thread_t *st) {
-    if (pthread_create(&st->tid, NULL, stage_thread_main, st) == 0)
-        st->running = 1;
-    else
-        stage_thread_main(st);
+/* Queues the staging of samples base .. base + n - 1; px is handed over.
+ * Staged inline, in order, when no task can be allocated. */
+static void push_batch(cx_worker_t *w, unit_run_t *r, size_t base, size_t n,
+                       uint16_t *px) {
+    batch_task_t *b = malloc(sizeof *b);
+    batch_task_t local;
+    if (!b) {
+        cx_stager_drain(w->stager);
+        b = &local;
+    }
+    *b = (batch_task_t){w->pool, {r, base, px}, n, px};
+    if (b == &local) {
+        cx_pool_for(b->pool, n, sample_task, &b->job);
+        free(px);
+    } else {
+        cx_stager_push(w->stager, batch_task_run, b);
+    }
 }
 
 /* Batches of max_batch generated on this thread (the plug-in spreads a
- * batch over its own threads or the GPU); while the pool encodes and
- * writes batch k, batch k + 1 is generated into the other buffer, so no
- * core waits at a phase boundary. Batching is what makes the CPU reference
- * generator fast: it streams its weights once per group of images, about
- * 3x the throughput of one image per call (bench_e2e). With max_batch 1 a
- * concurrent plug-in instead gets one pool task per sample (generate,
- * encode, write). */
-static void run_samples(cx_worker_t *w, unit_run_t *r, size_t n) {
+ * batch over its own threads or the GPU) and staged on the stager, so
+ * encoding and writing batch k overlap the generation of batch k + 1, also
+ * across units. Batching is what makes the CPU reference generator fast:
+ * it streams its weights once per group of images, about 3x the throughput
+ * of one image per call (bench_e2e). With max_batch 1 a concurrent plug-in
+ * instead gets one pool task per sample (generate, encode, write), which
+ * needs the model until they are done: the caller drains first. */
+static int run_samples(cx_worker_t *w, unit_run_t *r, size_t n) {
     if (cx_plugin_gen_concurrent(r->gen) && w->conf.max_batch <= 1) {
-        stage_job_t j = {r, 0, NULL};
-        cx_pool_for(w->pool, n, sample_task, &j);
-        return;
+        push_batch(w, r, 0, n, NULL);
+        return 1;
     }
     size_t bsz = w->conf.max_batch < n ? w->conf.max_batch : n;
-    uint16_t *buf[2] = {malloc(bsz * r->npx * sizeof(uint16_t)),
-                        malloc(bsz * r->npx * sizeof(uint16_t))};
-    stage_thread_t st = {.pool = w->pool};
-    for (size_t s0 = 0, b = 0; s0 < n; s0 += bsz, b ^= 1) {
+    for (size_t s0 = 0; s0 < n; s0 += bsz) {
         size_t k = n - s0 < bsz ? n - s0 : bsz;
         cx_err_t e = {0};
         double t0 = cx_mono_ms();
-        if (!buf[b]) cx_err_set(&e, CX_ENOMEM, 0, "out of memory");
-        if (!buf[b] || generate(r, s0, k, buf[b], &e) < 0) {
+        uint16_t *px = malloc(k * r->npx * sizeof *px);
+        if (!px) cx_err_set(&e, CX_ENOMEM, 0, "out of memory");
+        if (!px || generate(r, s0, k, px, &e) < 0) {
+            free(px);
             r->errs[s0] = e;
             r->failed[s0] = ST_GENERATE;
             break;
         }
         double per = (cx_mono_ms() - t0) / (double)k;
         for (size_t i = 0; i < k; i++) r->gen_ms[s0 + i] = per;
-        /* buf[b ^ 1] is free again only once its staging is done */
-        stage_thread_join(&st);
-        st.job = (stage_job_t){r, s0, buf[b]};
-        st.n = k;
-        stage_thread_start(&st);
-    }
-    stage_thread_join(&st);
-    free(buf[0]);
-    free(buf[1]);
-}
-
-/* Generates, encodes and stages every sample of the unit; *failure gets
- * the first sample's generate/encode error or a fatal store error. -1 with
- * err only for a retriable stop (staging incomplete when stopping). */
-static int stage_samples(cx_worker_t *w, const cx_assignment_t *a,
-                         unit_run_t *r, size_t n,
-                         Cascade__V1__StageTiming *timing, char *failure,
-                         size_t failure_len, cx_err_t *err) {
-    const cx_unit_t *u = a->unit;
-    for (size_t i = 0; i < n; i++)
-        snprintf(r->keys[i], sizeof r->keys[i],
-                 "%s/staging/%s/%" PRIu32 "/%zu.png", u->job_id, u->unit_id,
-                 a->attempt, i);
-    run_samples(w, r, n);
-    for (size_t i = 0; i < n; i++)
-        if (r->failed[i] == ST_GENERATE || r->failed[i] == ST_ENCODE) {
-            snprintf(failure, failure_len, "sample %zu: %s", i,
-                     r->errs[i].msg);
-            return 0;
-        }
-    const char *fatal = NULL;
-    if (retry_writes(w, r, n, &fatal) < 0) {
-        if (!fatal)
-            return cx_err_set(err, CX_ESTORE, 1,
-                              "unit %s: staging not written before stop",
-                              u->unit_id);
-        snprintf(failure, failure_len, "store: %s", fatal);
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        timing->generate_ms += r->gen_ms[i];
-        timing->encode_ms += r->enc_ms[i];
-        timing->write_ms += r->wr_ms[i];
+        push_batch(w, r, s0, k, px);
     }
     return 0;
 }
 
-int cx_worker_run(cx_worker_t *w, const cx_assignment_t *a, cx_buf_t *out,
-                  cx_err_t *err) {
-    const cx_unit_t *u = a->unit;
-    const Cascade__V1__GenerationParams *gp = u->params;
-    Cascade__V1__StageTiming timing = CASCADE__V1__STAGE_TIMING__INIT;
-    char failure[600] = "";
-    cx_err_t gerr = {0};
-    int rc = -1;
-    uint32_t n = u->sample_count;
-    unit_run_t r = {0};
-    Cascade__V1__StagedSample *ss = NULL, **sp = NULL;
-    cx_warm_model_t *wm = NULL;
-    cx_warm_info_t wi = {0};
+static void set_params(unit_run_t *r, const cx_unit_t *u,
+                       const Cascade__V1__GenerationParams *gp) {
+    r->params.sampler = sampler_of(gp->sampler);
+    r->params.steps = gp->steps;
+    r->params.guidance_scale = gp->guidance_scale;
+    r->params.eta = gp->eta;
+    r->params.bit_depth = gp->bit_depth ? (int)gp->bit_depth : 16;
+    r->seed = u->seed;
+    r->width = gp->width;
+    r->height = gp->height;
+    r->npx = (size_t)gp->width * gp->height;
+}
 
+/* The model, the class and the store for the unit, then its samples
+ * generated and their staging queued. A problem that redelivery cannot
+ * fix goes into j->failure (reported, not retried); -1 with err only for
+ * a retriable store or out of memory, with nothing queued. */
+static int unit_begin(cx_worker_t *w, unit_job_t *j, cx_err_t *err) {
+    const cx_unit_t *u = j->a->unit;
+    const Cascade__V1__GenerationParams *gp = u->params;
+    unit_run_t *r = &j->r;
+    cx_warm_info_t wi = {0};
+    cx_err_t gerr = {0};
+    int rc = 0;
+
+    j->n = u->sample_count;
     if (!gp) {
-        snprintf(failure, sizeof failure, "unit has no generation params");
-        goto report;
+        snprintf(j->failure, sizeof j->failure,
+                 "unit has no generation params");
+        return 0;
     }
-    wm = cx_warm_acquire(w->warm, gp->checkpoint, gp->width, gp->height, &wi,
-                         &gerr);
+    cx_warm_model_t *wm = cx_warm_acquire(w->warm, gp->checkpoint, gp->width,
+                                          gp->height, &wi, &gerr);
     cx_err_t perr = {0};
     if (cx_warm_publish(w->warm, w->svc->redis, w->conf.id, 0, &perr) < 0)
         CX_WARN("warm pool state not published err=\"%s\"", perr.msg);
+    j->warm_hit = wi.hit;
     if (!wm) {
-        snprintf(failure, sizeof failure, "model %s: %s", gp->checkpoint,
-                 gerr.msg);
-        goto report;
+        snprintf(j->failure, sizeof j->failure, "model %s: %s",
+                 gp->checkpoint, gerr.msg);
+        return 0;
     }
-    timing.load_ms = wi.load_ms;
+    j->timing.load_ms = wi.load_ms;
     if (!wi.hit)
         CX_INFO("model loaded checkpoint=%s width=%" PRIu32
                 " height=%" PRIu32 " device=%s load_ms=%.1f mem_bytes=%" PRIu64,
                 gp->checkpoint, gp->width, gp->height, w->conf.device,
                 wi.load_ms, wi.mem_bytes);
-    r.gen = cx_warm_gen(wm);
-    int cls = cx_plugin_gen_class_index(r.gen, u->class_name);
+    r->gen = cx_warm_gen(wm);
+    int cls = cx_plugin_gen_class_index(r->gen, u->class_name);
     if (cls < 0) {
-        snprintf(failure, sizeof failure,
+        snprintf(j->failure, sizeof j->failure,
                  "class %s unknown to checkpoint %s", u->class_name,
                  gp->checkpoint);
-        goto report;
+        goto release;
     }
-    r.store = cx_service_store(w->svc, u->output_uri, &gerr);
-    if (!r.store) {
+    r->store = cx_service_store(w->svc, u->output_uri, &gerr);
+    if (!r->store) {
         if (gerr.retriable) {
             *err = gerr;
-            cx_warm_release(w->warm, wm);
-            return -1;
+            rc = -1;
+        } else {
+            snprintf(j->failure, sizeof j->failure, "store: %s", gerr.msg);
         }
-        snprintf(failure, sizeof failure, "store: %s", gerr.msg);
-        goto report;
+        goto release;
     }
-    r.cls = (size_t)cls;
-    r.params.sampler = sampler_of(gp->sampler);
-    r.params.steps = gp->steps;
-    r.params.guidance_scale = gp->guidance_scale;
-    r.params.eta = gp->eta;
-    r.params.bit_depth = gp->bit_depth ? (int)gp->bit_depth : 16;
-    r.png_opts = w->conf.png;
-    r.seed = u->seed;
-    r.width = gp->width;
-    r.height = gp->height;
-    r.npx = (size_t)gp->width * gp->height;
+    r->cls = (size_t)cls;
+    r->png_opts = w->conf.png;
+    set_params(r, u, gp);
+    if (unit_run_alloc(r, j->n ? j->n : 1) < 0) {
+        rc = cx_err_set(err, CX_ENOMEM, 0, "unit %s: out of memory",
+                        u->unit_id);
+        goto release;
+    }
+    for (size_t i = 0; i < j->n; i++)
+        snprintf(r->keys[i], sizeof r->keys[i],
+                 "%s/staging/%s/%" PRIu32 "/%zu.png", u->job_id, u->unit_id,
+                 j->a->attempt, i);
+    j->generated = 1;
+    if (run_samples(w, r, j->n)) cx_stager_drain(w->stager);
+release:
+    cx_warm_release(w->warm, wm);
+    return rc;
+}
 
-    ss = calloc(n ? n : 1, sizeof *ss);
-    sp = calloc(n ? n : 1, sizeof *sp);
-    if (!ss || !sp || unit_run_alloc(&r, n ? n : 1) < 0) {
+/* Runs on the stager after the unit's batches: the first sample's
+ * generate/encode error or a fatal store error becomes the failure, failed
+ * writes are retried, the timings summed. -1 with err only when the
+ * service stops before the staging is written. */
+static int settle_samples(cx_worker_t *w, unit_job_t *j, cx_err_t *err) {
+    unit_run_t *r = &j->r;
+    for (size_t i = 0; i < j->n; i++)
+        if (r->failed[i] == ST_GENERATE || r->failed[i] == ST_ENCODE) {
+            snprintf(j->failure, sizeof j->failure, "sample %zu: %s", i,
+                     r->errs[i].msg);
+            return 0;
+        }
+    const char *fatal = NULL;
+    if (retry_writes(w, r, j->n, &fatal) < 0) {
+        if (!fatal)
+            return cx_err_set(err, CX_ESTORE, 1,
+                              "unit %s: staging not written before stop",
+                              j->a->unit->unit_id);
+        snprintf(j->failure, sizeof j->failure, "store: %s", fatal);
+        return 0;
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        j->timing.generate_ms += r->gen_ms[i];
+        j->timing.encode_ms += r->enc_ms[i];
+        j->timing.write_ms += r->wr_ms[i];
+    }
+    return 0;
+}
+
+/* The unit's StagedBatch appended to out; -1 with err as settle_samples,
+ * or out of memory. */
+static int unit_finish(cx_worker_t *w, unit_job_t *j, cx_buf_t *out,
+                       cx_err_t *err) {
+    const cx_unit_t *u = j->a->unit;
+    if (!*j->failure && j->generated && settle_samples(w, j, err) < 0)
+        return -1;
+    size_t n = *j->failure ? 0 : j->n;
+    Cascade__V1__StagedSample *ss = calloc(n ? n : 1, sizeof *ss);
+    Cascade__V1__StagedSample **sp = calloc(n ? n : 1, sizeof *sp);
+    int rc = -1;
+    if (!ss || !sp) {
         cx_err_set(err, CX_ENOMEM, 0, "unit %s: out of memory", u->unit_id);
         goto done;
     }
-    if (stage_samples(w, a, &r, n, &timing, failure, sizeof failure, err) < 0)
-        goto done;
-    for (size_t j = 0; j < n; j++) {
-        cascade__v1__staged_sample__init(&ss[j]);
-        ss[j].index = (uint32_t)j;
-        ss[j].key = r.keys[j];
-        ss[j].bytes = r.bytes[j];
-        sp[j] = &ss[j];
+    for (size_t i = 0; i < n; i++) {
+        cascade__v1__staged_sample__init(&ss[i]);
+        ss[i].index = (uint32_t)i;
+        ss[i].key = j->r.keys[i];
+        ss[i].bytes = j->r.bytes[i];
+        sp[i] = &ss[i];
     }
-    rc = pack_batch(w, a, sp, n, &timing, *failure ? failure : NULL, wi.hit,
-                    out, err);
-    if (rc == 0 && !*failure) {
+    rc = pack_batch(w, j->a, sp, n, &j->timing,
+                    *j->failure ? j->failure : NULL, j->warm_hit, out, err);
+    if (rc == 0 && !*j->failure) {
         cx_metric_add(w->m_units, 1);
         cx_metric_add(w->m_samples, n);
     }
-    goto done;
-
-report:
-    rc = pack_batch(w, a, NULL, 0, &timing, failure, wi.hit, out, err);
-done:
-    if (*failure) {
+    if (*j->failure) {
         cx_metric_add(w->m_failed, 1);
         CX_WARN("unit failed job_id=%s unit_id=%s attempt=%" PRIu32
                 " reason=\"%s\"",
-                u->job_id, u->unit_id, a->attempt, failure);
+                u->job_id, u->unit_id, j->a->attempt, j->failure);
     }
-    unit_run_free(&r, n ? n : 1);
-    cx_warm_release(w->warm, wm);
+done:
     free(ss);
     free(sp);
     return rc;
 }
 
-int cx_worker_handle(cx_worker_t *w, const cx_msg_t *m, cx_err_t *err) {
+static unit_job_t *job_new(cx_worker_t *w, cx_err_t *err) {
+    unit_job_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        cx_err_set(err, CX_ENOMEM, 0, "worker: out of memory");
+        return NULL;
+    }
+    j->w = w;
+    cascade__v1__stage_timing__init(&j->timing);
+    j->t0 = cx_mono_ms();
+    return j;
+}
+
+int cx_worker_run(cx_worker_t *w, const cx_assignment_t *a, cx_buf_t *out,
+                  cx_err_t *err) {
+    unit_job_t *j = job_new(w, err);
+    if (!j) return -1;
+    /* Borrowed for the call: unit_job_free must not free it. */
+    j->a = (cx_assignment_t *)a;
+    int rc = unit_begin(w, j, err);
+    cx_stager_drain(w->stager);
+    if (rc == 0) rc = unit_finish(w, j, out, err);
+    j->a = NULL;
+    unit_job_free(j);
+    return rc;
+}
+
+/* The StagedBatch to cascade.staged and acknowledged by the broker. A
+ * flush that timed out is waited on again (the message is still queued);
+ * a message the broker refused is sent again. 0, or -1 when the service
+ * stops first or the producer failed for good (*fatal). */
+static int report(cx_worker_t *w, const unit_job_t *j, const cx_buf_t *out,
+                  int *fatal) {
+    const char *job = j->a->unit->job_id;
+    int need_send = 1;
+    for (unsigned attempt = 0;; attempt++) {
+        cx_err_t err = {0};
+        if (!need_send ||
+            cx_producer_send(w->svc->producer, CX_TOPIC_STAGED, -1, job,
+                             strlen(job), out->data, out->len, &err) == 0) {
+            need_send = 0;
+            if (cx_producer_flush(w->svc->producer, CX_WORKER_FLUSH_MS,
+                                  &err) == 0)
+                return 0;
+            need_send = err.code != CX_ETIMEOUT;
+        }
+        if (!err.retriable) {
+            CX_ERROR("staged batch not sent unit_id=%s err=\"%s\"",
+                     j->a->unit->unit_id, err.msg);
+            *fatal = 1;
+            return -1;
+        }
+        CX_WARN("staged batch not acknowledged, retrying unit_id=%s "
+                "err=\"%s\"",
+                j->a->unit->unit_id, err.msg);
+        if (cx_backoff_sleep(attempt, 200, 5000, cx_service_stop_flag()))
+            return -1;
+    }
+}
+
+/* The stager's end of cx_worker_handle: report the unit, then hand its
+ * message back so that its offset is stored, in arrival order. Once a
+ * unit could not be reported (stopping) no later offset is stored, so the
+ * partition's next owner redelivers from there. */
+static void handle_finish(void *ctx) {
+    unit_job_t *j = ctx;
+    cx_worker_t *w = j->w;
+    cx_buf_t out = {0};
+    cx_err_t err = {0};
+    int fatal = 0, rc = -1;
+    if (!w->broken && j->a) {
+        rc = unit_finish(w, j, &out, &err);
+        if (rc < 0) {
+            fatal = !err.retriable;
+            CX_WARN("unit not staged unit_id=%s err=\"%s\"",
+                    j->a->unit->unit_id, err.msg);
+        } else {
+            rc = report(w, j, &out, &fatal);
+        }
+        if (rc == 0) {
+            snprintf(w->last_unit, sizeof w->last_unit, "%s",
+                     j->a->unit->unit_id);
+            CX_INFO("unit staged job_id=%s unit_id=%s attempt=%" PRIu32
+                    " ms=%.1f",
+                    j->a->unit->job_id, j->a->unit->unit_id, j->a->attempt,
+                    cx_mono_ms() - j->t0);
+        }
+    } else if (!w->broken) {
+        rc = 0; /* a message with no unit to run: just its offset */
+    }
+    cx_buf_free(&out);
+    if (fatal) w->fatal = 1;
+    if (rc < 0) w->broken = 1;
+    if (rc == 0 && w->done) {
+        w->done(w->done_ctx, j->m);
+        j->m = NULL;
+    }
+    unit_job_free(j);
+}
+
+void cx_worker_set_done(cx_worker_t *w, cx_worker_done_fn fn, void *ctx) {
+    w->done = fn;
+    w->done_ctx = ctx;
+}
+
+int cx_worker_failed(const cx_worker_t *w) { return w->fatal; }
+
+void cx_worker_drain(cx_worker_t *w) { cx_stager_drain(w->stager); }
+
+/* Hands m (and a, which may be NULL) to the stager as a job. */
+static unit_job_t *job_for(cx_worker_t *w, cx_msg_t *m, cx_assignment_t *a,
+                           cx_err_t *err) {
+    unit_job_t *j = job_new(w, err);
+    if (!j) return NULL;
+    j->m = m;
+    j->a = a;
+    return j;
+}
+
+int cx_worker_handle(cx_worker_t *w, cx_msg_t *m, cx_err_t *err) {
     cx_err_t derr = {0};
+    unit_job_t *j;
     cx_assignment_t *a = cx_decode_assignment(m->payload, m->len, &derr);
     if (!a) {
         CX_WARN("malformed assignment partition=%d offset=%" PRId64
                 " reason=\"%s\"",
                 (int)m->partition, m->offset, derr.msg);
-        return cx_deadletter(w->svc->producer, "gpu-worker", m, derr.msg,
-                             NULL, NULL, err);
+        if (cx_deadletter(w->svc->producer, "gpu-worker", m, derr.msg, NULL,
+                          NULL, err) < 0)
+            return -1;
+        goto skip;
     }
     const cx_unit_t *u = a->unit;
-    int rc = 0;
     if (strcmp(a->worker_id, w->conf.id) != 0) {
         cx_metric_add(w->m_stale, 1);
         CX_INFO("assignment for another worker skipped unit_id=%s worker=%s",
                 u->unit_id, a->worker_id);
-        goto done;
+        goto skip;
     }
     int ok = cx_worker_check(w, a, err);
-    if (ok <= 0) {
-        rc = ok;
-        if (ok == 0) {
-            cx_metric_add(w->m_stale, 1);
-            CX_INFO("stale assignment skipped job_id=%s unit_id=%s "
-                    "epoch=%" PRIu64,
-                    u->job_id, u->unit_id, a->epoch);
-        }
-        goto done;
+    if (ok < 0) goto fail;
+    if (ok == 0) {
+        cx_metric_add(w->m_stale, 1);
+        CX_INFO("stale assignment skipped job_id=%s unit_id=%s "
+                "epoch=%" PRIu64,
+                u->job_id, u->unit_id, a->epoch);
+        goto skip;
     }
     CX_INFO("unit started job_id=%s unit_id=%s attempt=%" PRIu32
             " epoch=%" PRIu64 " samples=%" PRIu32,
             u->job_id, u->unit_id, a->attempt, a->epoch, u->sample_count);
-    double t0 = cx_mono_ms();
-    cx_buf_t out = {0};
-    rc = cx_worker_run(w, a, &out, err);
-    if (rc == 0)
-        rc = cx_producer_send(w->svc->producer, CX_TOPIC_STAGED, -1,
-                              u->job_id, strlen(u->job_id), out.data, out.len,
-                              err);
-    if (rc == 0)
-        rc = cx_producer_flush(w->svc->producer, CX_WORKER_FLUSH_MS, err);
-    cx_buf_free(&out);
-    if (rc == 0) {
-        snprintf(w->last_unit, sizeof w->last_unit, "%s", u->unit_id);
-        CX_INFO("unit staged job_id=%s unit_id=%s attempt=%" PRIu32
-                " ms=%.1f",
-                u->job_id, u->unit_id, a->attempt, cx_mono_ms() - t0);
+    j = job_for(w, m, a, err);
+    if (!j) goto fail;
+    if (unit_begin(w, j, err) < 0) {
+        j->m = NULL; /* still the caller's, to retry */
+        j->a = NULL;
+        unit_job_free(j);
+        goto fail;
     }
-done:
+    cx_stager_push(w->stager, handle_finish, j);
+    return 0;
+
+skip:
+    if (a) cascade__v1__assignment__free_unpacked(a, NULL);
+    /* Through the stager too, so offsets are stored in arrival order. */
+    j = job_for(w, m, NULL, err);
+    if (!j) return -1;
+    cx_stager_push(w->stager, handle_finish, j);
+    return 0;
+fail:
     cascade__v1__assignment__free_unpacked(a, NULL);
-    return rc;
+    return -1;
 }
 
 void cx_worker_wait_acked(cx_worker_t *w, int timeout_ms) {

@@ -66,9 +66,21 @@ int cx_worker_run(cx_worker_t *w, const cx_assignment_t *a, cx_buf_t *out,
                   cx_err_t *err);
 
 /* One message of the worker's dispatch partition: decode (malformed:
- * dead-lettered), skip foreign or stale ones, run, produce to
- * cascade.staged and flush. 0: the caller stores the offset; -1 with err. */
-int cx_worker_handle(cx_worker_t *w, const cx_msg_t *m, cx_err_t *err);
+ * dead-lettered), skip foreign or stale ones, generate the unit; its
+ * staging and its StagedBatch (produced to cascade.staged and flushed)
+ * follow on the worker's stager thread while the caller polls the next
+ * message. 0: m now belongs to the worker, which passes it to the done
+ * callback once its effect is complete, in arrival order (or frees it when
+ * stopping first); -1 with err: m is still the caller's. */
+int cx_worker_handle(cx_worker_t *w, cx_msg_t *m, cx_err_t *err);
+
+/* Where finished messages go (the consumer's offset store). */
+typedef void (*cx_worker_done_fn)(void *ctx, cx_msg_t *m);
+void cx_worker_set_done(cx_worker_t *w, cx_worker_done_fn fn, void *ctx);
+/* 1 once the stager met an error that retrying cannot fix. */
+int cx_worker_failed(const cx_worker_t *w);
+/* Waits until every handled message is finished (or given up). */
+void cx_worker_drain(cx_worker_t *w);
 
 /* After a drain: waits up to timeout_ms until the scheduler has ended the
  * lease of the last unit this worker staged (it left the inflight set), so
