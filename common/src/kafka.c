@@ -218,16 +218,43 @@ cx_consumer_t *cx_consumer_new(const char *brokers, const char *group,
     return wrap(rk, err);
 }
 
+/* The group's committed offset of (topic, partition), or
+ * RD_KAFKA_OFFSET_BEGINNING when it has none (auto.offset.reset=earliest).
+ * Asked for here instead of assigning RD_KAFKA_OFFSET_STORED: librdkafka's
+ * own OffsetFetch after assign() can leave the partition unfetched for good
+ * when the coordinator answers with a request-level error, as a broker
+ * still loading its coordinators does (librdkafka issue 5586): the worker
+ * then never sees its assignments. A failure here is retriable. */
+static int committed_offset(rd_kafka_t *rk, const char *topic,
+                            int32_t partition, int64_t *offset,
+                            cx_err_t *err) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_t *tp =
+        rd_kafka_topic_partition_list_add(l, topic, partition);
+    rd_kafka_resp_err_t e = rd_kafka_committed(rk, l, 10000);
+    if (!e) e = tp->err;
+    *offset = tp->offset >= 0 ? tp->offset : RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e)
+        return cx_err_set(err, CX_EKAFKA, 1,
+                          "kafka committed offset of %s [%d]: %s", topic,
+                          (int)partition, rd_kafka_err2str(e));
+    return 0;
+}
+
 cx_consumer_t *cx_consumer_new_partition(const char *brokers,
                                          const char *group, const char *topic,
                                          int32_t partition, cx_err_t *err) {
     rd_kafka_t *rk = consumer_handle(brokers, group, err);
     if (!rk) return NULL;
+    int64_t offset;
+    if (committed_offset(rk, topic, partition, &offset, err) < 0) {
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    /* STORED: resume at the group's committed offset; with none,
-     * auto.offset.reset=earliest applies. */
-    rd_kafka_topic_partition_list_add(l, topic, partition)->offset =
-        RD_KAFKA_OFFSET_STORED;
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
     rd_kafka_resp_err_t e = rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (e) {

@@ -56,7 +56,10 @@ void cx_producer_destroy(cx_producer_t *p);
 cx_consumer_t *cx_consumer_new(const char *brokers, const char *group,
                                const char *const *topics, cx_err_t *err);
 /* A consumer of exactly one partition of one topic (manual assignment,
- * committing under `group`), for a gpu-worker's slice of cascade.dispatch. */
+ * committing under `group`), for a gpu-worker's slice of cascade.dispatch.
+ * It starts at the group's committed offset, fetched at creation (else the
+ * partition's start); NULL with a retriable err while the group's
+ * coordinator cannot answer. */
 cx_consumer_t *cx_consumer_new_partition(const char *brokers,
                                          const char *group, const char *topic,
                                          int32_t partition, cx_err_t *err);
