@@ -16,6 +16,7 @@ typedef struct cx_validator_conf {
     long long profile_retry_ms;
     long long batch_samples;
     long long batch_window_ms;
+    long long batch_busy_samples;
     long long batch_messages;
     int quarantine;
     double quarantine_min_samples;
@@ -56,6 +57,10 @@ static const cx_conf_entry_t cx__validator_table[] = {
     {"batch.window_ms", CX_CONF_INT, "200", 0, 60000,
      "Longest wait for a group to fill after its first batch",
      OFF(batch_window_ms)},
+    {"batch.busy_samples", CX_CONF_INT, "0", 0, 65536,
+     "A group holding this many samples stops waiting for more and takes "
+     "only what has arrived (0: four per validation thread)",
+     OFF(batch_busy_samples)},
     {"batch.messages", CX_CONF_INT, "256", 1, 65536,
      "Most staged batches in one group", OFF(batch_messages)},
     {"quarantine", CX_CONF_BOOL, "true", 0, 0,
@@ -113,6 +118,9 @@ int main(int argc, char **argv) {
     cx_vrun_conf_t rc = {
         .batch_samples = (size_t)cfg.batch_samples,
         .window_ms = (int)cfg.batch_window_ms,
+        .busy_samples = cfg.batch_busy_samples
+                            ? (size_t)cfg.batch_busy_samples
+                            : 4 * (size_t)cx_validator_threads(v),
         .max_messages = (size_t)cfg.batch_messages,
         .quar = {.enabled = cfg.quarantine,
                  .min_samples = cfg.quarantine_min_samples,

@@ -15,6 +15,7 @@
 typedef struct cx_vrun_conf {
     size_t batch_samples; /* close a group at this many samples */
     int window_ms;        /* ...or this long after its first message */
+    size_t busy_samples;  /* but waits no more once it holds this many */
     size_t max_messages;  /* ...or this many messages */
     cx_quar_conf_t quar;
 } cx_vrun_conf_t;

@@ -63,6 +63,10 @@ fail_pool:
     return NULL;
 }
 
+unsigned cx_validator_threads(const cx_validator_t *v) {
+    return cx_pool_size(v->pool) + 1;
+}
+
 void cx_validator_destroy(cx_validator_t *v) {
     if (!v) return;
     cx_pool_destroy(v->pool);

@@ -27,6 +27,8 @@ typedef struct cx_validator cx_validator_t;
 cx_validator_t *cx_validator_new(const cx_gate_thresholds_t *defaults,
                                  unsigned threads, cx_err_t *err);
 void cx_validator_destroy(cx_validator_t *v); /* NULL is fine */
+/* Threads validating a group (the pool's and the caller's). */
+unsigned cx_validator_threads(const cx_validator_t *v);
 
 /* Where named gate profiles live (copied; NULL or "": none, so only the
  * built-in profile works). Profiles load on first use and stay cached;
