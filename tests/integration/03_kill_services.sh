@@ -8,13 +8,16 @@ set -euo pipefail
 
 dir=$(cx_tmpdir 03_kill_services)
 cx_stack_up "$dir" 2
-cx_job_file "$dir/job.yaml" kill-svc 360 "normal:0.4 effusion:0.35 nodule:0.25" 40
+# At the default 8 sampler steps generation is still the slowest stage, so
+# commits trickle in and each kill (at 60, 120, 180 of 360) lands mid-run.
+cx_job_file "$dir/job.yaml" kill-svc 360 "normal:0.4 effusion:0.35 nodule:0.25"
 cx_ctl submit "$dir/job.yaml" >/dev/null
 
 step=60
 for svc in validator committer indexer; do
     cx_wait_for "[ \$(cx_committed_total kill-svc) -ge $step ]" 300 \
         || cx_fail "stalled before killing $svc"
+    [ "$(cx_job_state kill-svc)" != DONE ] || cx_fail "job done before killing $svc"
     cx_log "kill -9 $svc at $(cx_committed_total kill-svc) committed"
     cx_service_kill "$svc" -9
     cx_service_start "$svc"

@@ -9,7 +9,7 @@ set -euo pipefail
 
 dir=$(cx_tmpdir 04_deadletter)
 cx_stack_up "$dir" 2
-cx_job_file "$dir/job.yaml" dlq-job 150 "normal:0.5 nodule:0.5"
+cx_job_file "$dir/job.yaml" dlq-job 96 "normal:0.5 nodule:0.5"
 cx_ctl submit "$dir/job.yaml" >/dev/null
 
 # Hand-built protobufs. Field numbers are per message type (cascade.proto):
@@ -56,7 +56,7 @@ grep -v 'reason=""' "$dl" | grep -c reason= >/dev/null || cx_fail "dead letters 
 grep -q 'reason=".*empty' "$dl" || cx_fail "no dead letter says the message was empty"
 
 cx_wait_state dlq-job DONE
-cx_expect_counts dlq-job "normal=75 nodule=75"
+cx_expect_counts dlq-job "normal=48 nodule=48"
 for s in planner scheduler validator committer indexer gpu-worker-0 gpu-worker-1; do
     cx_alive "$s" || cx_fail "$s died"
 done

@@ -18,7 +18,9 @@ cx_service_start gpu-worker-1 "${fast[@]}"
 cx_service_start gpu-worker-2 "${fast[@]}"
 cx_wait_for '[ "$(rc ZCARD cx:workers)" = 2 ]' 60 || cx_fail "workers did not register"
 
-u=$("$CASCADE_BIN/cx-unitgen" "$dir/u.bin" job24 normal 0 0 24 ref-cxr-v0 512 50)
+# 8 samples of 512x512 at 50 steps: seconds of work on one thread, so
+# the kill lands mid-unit, and the second attempt is soon done.
+u=$("$CASCADE_BIN/cx-unitgen" "$dir/u.bin" job24 normal 0 0 8 ref-cxr-v0 512 50)
 cx_cxdev produce cascade.units --key job24 --file "$dir/u.bin" >/dev/null
 cx_wait_for '[ "$(rc HGET cx:unit:$u state)" = leased ]' 60 || cx_fail "not leased"
 victim=$(rc HGET cx:unit:$u worker)

@@ -33,7 +33,7 @@ classes:
   - {name: normal, proportion: 0.5}
   - {name: nodule, proportion: 0.5}
 generation: {checkpoint: ref-cxr-v0, steps: 50, width: 512, height: 512}
-unit_size: 20
+unit_size: 8
 YAML
 ctl submit "$dir/job.yaml" >/dev/null || cx_fail "submit failed"
 
@@ -54,8 +54,9 @@ hi=$(rc HGET cx:job:$job:eta hi_ms)
 w=$(ctl watch "$job" --timeout 2 --interval 0.5 || true)
 grep -q "ETA .*DEADLINE AT RISK" <<<"$w" || cx_fail "watch: $w"
 
-# After a commit, the indexer's Progress carries the estimate: field 760
-# (eta_unix_ms) is tagged 0xC0 0x2F on the wire.
+# After a commit (units of 8, so the first comes soon), the indexer's
+# Progress carries the estimate: field 760 (eta_unix_ms) is tagged 0xC0
+# 0x2F on the wire.
 cx_wait_for "cx_cxdev tail cascade.progress --from-beginning --max 1 --timeout-ms 2000 \
              | grep -qF 'key=$job value=' " 300 || cx_fail "no Progress"
 p=$(cx_cxdev tail cascade.progress --from-beginning --max 1 --timeout-ms 5000)

@@ -10,7 +10,9 @@ set -euo pipefail
 
 dir=$(cx_tmpdir 26_sched_restart)
 cx_stack_up "$dir" 2
-cx_job_file "$dir/job.yaml" sched-restart 360 "normal:0.4 effusion:0.35 nodule:0.25" 20
+# The default 8 sampler steps: units still take seconds, so each kill
+# finds units leased and in flight.
+cx_job_file "$dir/job.yaml" sched-restart 360 "normal:0.4 effusion:0.35 nodule:0.25"
 cx_ctl submit "$dir/job.yaml" >/dev/null
 
 rebuilds() { grep -c 'index rebuilt' "$CX_STACK_DIR/logs/scheduler.log" || true; }
@@ -18,6 +20,7 @@ for step in 60 180; do
     n=$(rebuilds)
     cx_wait_for "[ \$(cx_committed_total sched-restart) -ge $step ]" 300 \
         || cx_fail "stalled before killing the scheduler"
+    [ "$(cx_job_state sched-restart)" != DONE ] || cx_fail "job done before the kill"
     cx_log "kill -9 scheduler at $(cx_committed_total sched-restart) committed," \
         "$(cx_rcli ZCARD cx:leases) leased"
     cx_service_kill scheduler -9
