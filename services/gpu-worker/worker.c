@@ -164,13 +164,26 @@ static int load_plugins(cx_worker_t *w, cx_err_t *err) {
     return 0;
 }
 
-/* KEYS[1] cx:unit:<unit>. ARGV: worker epoch. The fence, and the mark
- * that the unit is started (a draining worker gives back only unstarted
- * units: heartbeat.c cx_hb_release_unstarted), in one step. */
+/* KEYS[1] cx:unit:<unit>. ARGV: worker epoch unit. The fence, and the
+ * mark that the unit is started (a draining worker gives back only
+ * unstarted units: heartbeat.c cx_hb_release_unstarted), in one step.
+ * A unit of a cancelled job ends its lease here, as the scheduler's own
+ * end script would (lease.c): otherwise it would stay leased, and the
+ * cancelled job look busy, until the lease runs out. 1 run, 0 stale or
+ * foreign, 2 cancelled. */
 static cx_redis_script_t lua_fence = {.lua =
-    "local h = redis.call('HMGET', KEYS[1], 'state', 'worker', 'epoch')\n"
+    "local h = redis.call('HMGET', KEYS[1], 'state', 'worker', 'epoch',\n"
+    "  'job')\n"
     "if h[1] ~= 'leased' or h[2] ~= ARGV[1] or h[3] ~= ARGV[2] then\n"
     "  return 0\n"
+    "end\n"
+    "if redis.call('HGET', 'cx:job:' .. (h[4] or ''), 'state') ==\n"
+    "   'CANCELLED' then\n"
+    "  redis.call('ZREM', 'cx:leases', ARGV[3])\n"
+    "  redis.call('SREM', 'cx:worker:' .. ARGV[1] .. ':inflight', ARGV[3])\n"
+    "  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'worker', '',\n"
+    "    'reason', 'job cancelled')\n"
+    "  return 2\n"
     "end\n"
     "redis.call('HSET', KEYS[1], 'started', ARGV[2])\n"
     "return 1\n"};
@@ -180,18 +193,16 @@ int cx_worker_check(cx_worker_t *w, const cx_assignment_t *a, cx_err_t *err) {
     char key[128], epoch[24];
     snprintf(key, sizeof key, "cx:unit:%s", u->unit_id);
     snprintf(epoch, sizeof epoch, "%" PRIu64, a->epoch);
-    const char *args[] = {key, w->conf.id, epoch};
-    redisReply *rep = cx_redis_eval(w->svc->redis, &lua_fence, 1, 2, args, err);
+    const char *args[] = {key, w->conf.id, epoch, u->unit_id};
+    redisReply *rep = cx_redis_eval(w->svc->redis, &lua_fence, 1, 3, args, err);
     if (!rep) return cx_err_wrap(err, "fence unit %s", u->unit_id);
-    int ok = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+    long long v = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
     freeReplyObject(rep);
-    if (!ok) return 0;
-    rep = cx_redis_cmd(w->svc->redis, err, "HGET cx:job:%s state", u->job_id);
-    if (!rep) return cx_err_wrap(err, "job state %s", u->job_id);
-    ok = !(rep->type == REDIS_REPLY_STRING &&
-           strcmp(rep->str, "CANCELLED") == 0);
-    freeReplyObject(rep);
-    return ok;
+    if (v == 2)
+        CX_INFO("assignment of a cancelled job, lease ended job_id=%s "
+                "unit_id=%s",
+                u->job_id, u->unit_id);
+    return v == 1;
 }
 
 /* A unit's samples on the pool: each task takes one sample through

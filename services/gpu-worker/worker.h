@@ -55,7 +55,8 @@ int cx_worker_publish_pool(cx_worker_t *w, cx_err_t *err);
 
 /* 1 if cx:unit:<unit> still says state=leased, worker=me and the
  * Assignment's epoch, and the job is not CANCELLED; 0 if the Assignment is
- * stale or foreign; -1 with err. */
+ * stale or foreign, or its job cancelled (its lease is then ended at once);
+ * -1 with err. */
 int cx_worker_check(cx_worker_t *w, const cx_assignment_t *a, cx_err_t *err);
 
 /* Runs the unit and appends the packed StagedBatch to out (samples with

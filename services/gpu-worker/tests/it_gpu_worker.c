@@ -247,9 +247,23 @@ START_TEST(test_fence) {
     rep = R("HSET cx:unit:%s state leased", a->unit->unit_id);
     freeReplyObject(rep);
     ck_assert_int_eq(cx_worker_check(w, a, NULL), 1);
+    rep = R("ZADD cx:leases 1 %s", a->unit->unit_id);
+    freeReplyObject(rep);
+    rep = R("SADD cx:worker:itw1:inflight %s", a->unit->unit_id);
+    freeReplyObject(rep);
     rep = R("HSET cx:job:jobF state CANCELLED");
     freeReplyObject(rep);
     ck_assert_int_eq(cx_worker_check(w, a, NULL), 0);
+    /* The cancelled job's lease ended at once instead of running out. */
+    rep = R("HGET cx:unit:%s state", a->unit->unit_id);
+    ck_assert_str_eq(rep->str, "cancelled");
+    freeReplyObject(rep);
+    rep = R("ZSCORE cx:leases %s", a->unit->unit_id);
+    ck_assert_int_eq(rep->type, REDIS_REPLY_NIL);
+    freeReplyObject(rep);
+    rep = R("SISMEMBER cx:worker:itw1:inflight %s", a->unit->unit_id);
+    ck_assert_int_eq(rep->integer, 0);
+    freeReplyObject(rep);
     cascade__v1__assignment__free_unpacked(a, NULL);
     cx_worker_destroy(w);
 }
