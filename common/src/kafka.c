@@ -317,6 +317,15 @@ void cx_consumer_done(cx_consumer_t *c, cx_msg_t *m) {
     cx_msg_free(m);
 }
 
+int cx_consumer_assigned(cx_consumer_t *c) {
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(c->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    int n = l->cnt;
+    rd_kafka_topic_partition_list_destroy(l);
+    return n > 0;
+}
+
 void cx_msg_free(cx_msg_t *m) {
     if (!m) return;
     rd_kafka_message_destroy(m->rkm);

@@ -214,10 +214,18 @@ static int cx__handle_until_done(cx_service_t *svc, cx_service_handler_fn fn,
     }
 }
 
+void cx_service_ready_when_assigned(cx_service_t *svc, cx_consumer_t *c) {
+    if (svc->ready || !cx_consumer_assigned(c)) return;
+    svc->ready = 1;
+    cx_http_set_ready(svc->http, 1);
+    CX_INFO("ready: consuming");
+}
+
 int cx_service_consume(cx_service_t *svc, cx_consumer_t *c,
                        cx_service_handler_fn fn, void *ctx) {
     unsigned poll_fail = 0;
     while (!cx_service_stopping()) {
+        cx_service_ready_when_assigned(svc, c);
         cx_msg_t *m = NULL;
         cx_err_t e;
         int rc = cx_consumer_poll(c, 500, &m, &e);

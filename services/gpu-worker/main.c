@@ -202,6 +202,7 @@ int main(int argc, char **argv) {
             rc = 1;
             break;
         }
+        cx_service_ready_when_assigned(&svc, c);
         cx_msg_t *m = NULL;
         int p = cx_consumer_poll(c, 200, &m, &err);
         if (p < 0 && !err.retriable) {

@@ -140,6 +140,7 @@ int main(int argc, char **argv) {
     CX_INFO("indexer running");
     unsigned poll_fail = 0;
     while (!cx_service_stopping()) {
+        cx_service_ready_when_assigned(&svc, cons);
         cx_msg_t *m = NULL;
         int rc = cx_consumer_poll(cons, 200, &m, &err);
         if (rc < 0) {

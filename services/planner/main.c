@@ -110,6 +110,7 @@ int main(int argc, char **argv) {
         int wait = (int)(next_reconcile - now);
         if (wait < 1) wait = 1;
         if (wait > 200) wait = 200;
+        cx_service_ready_when_assigned(&svc, cons);
         cx_msg_t *m = NULL;
         int rc = cx_consumer_poll(cons, wait, &m, &err);
         if (rc < 0) {

@@ -178,6 +178,7 @@ int main(int argc, char **argv) {
     double next_place = 0, next_sweep = 0;
     rc = 0;
     while (!cx_service_stopping()) {
+        cx_service_ready_when_assigned(&svc, c);
         cx_msg_t *m = NULL;
         int p = cx_consumer_poll(c, (int)cf.place_ms / 2, &m, &err);
         if (p < 0 && !err.retriable) {

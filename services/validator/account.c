@@ -45,10 +45,13 @@ int cx_quar_test(const cx_quar_conf_t *c, double n, double f, double pn,
 
 /* ---- scripts ------------------------------------------------------------ */
 
-/* KEYS: seen gatestats gatepool privacy quality cov
+/* KEYS: seen gatestats gatepool privacy quality cov released
  * ARGV: ttl worker gpu_type samples failed window now ngates
  *       [field count]*ngates  checked near  class npass in
- *       ncov [index]*ncov  nacc [value]*nacc
+ *       ncov [index]*ncov  nacc [value]*nacc  staged_ms
+ * A batch staged before the worker's last quarantine release
+ * (cascadectl writes cx:released:<w>) does not count against it: the
+ * operator forgave what was already made.
  * Returns {counted, w_samples, w_failed, pool_samples, pool_failed,
  *          checked, near, n, in, covered, acc...} (counted 0: a repeat,
  *          the rest still reported). */
@@ -63,7 +66,10 @@ static cx_redis_script_t cx__account_script = {.lua =
     "local ncov = tonumber(ARGV[i + 5])\n"
     "local a = i + 6 + ncov\n"
     "local nacc = tonumber(ARGV[a])\n"
-    "if new and samples > 0 then\n"
+    "local rel = tonumber(redis.call('GET', KEYS[7]) or '')\n"
+    "local fresh = rel == nil or\n"
+    "              (tonumber(ARGV[a + nacc + 1]) or 0) > rel\n"
+    "if new and samples > 0 and fresh then\n"
     "  redis.call('HINCRBY', KEYS[2], 'samples', samples)\n"
     "  redis.call('HINCRBY', KEYS[2], 'failed', failed)\n"
     "  for g = 0, ng - 1 do\n"
@@ -195,6 +201,7 @@ static int cx__account_args(cx__argv_t *a, const cx_staged_t *b,
     rc |= cx__argv_add(a, "cx:job:%s:privacy", u->job_id);
     rc |= cx__argv_add(a, "cx:job:%s:quality", u->job_id);
     rc |= cx__argv_add(a, "cx:job:%s:cov:%s", u->job_id, cls);
+    rc |= cx__argv_add(a, "cx:released:%s", w);
     rc |= cx__argv_add(a, "%d", CX__SEEN_TTL_MS);
     rc |= cx__argv_add(a, "%s", w);
     rc |= cx__argv_add(a, "%s", gpu);
@@ -235,6 +242,7 @@ static int cx__account_args(cx__argv_t *a, const cx_staged_t *b,
                                             : t->acc->sxx[k - 1 - CX_PROFILE_FD_DIM];
         rc |= cx__argv_add(a, "%.17g", v);
     }
+    rc |= cx__argv_add(a, "%" PRIu64, b->staged_unix_ms);
     return rc ? -1 : 0;
 }
 
@@ -371,7 +379,7 @@ int cx_account_unit(cx_redis_t *r, const cx_staged_t *b,
         cx_err_set(err, CX_ENOMEM, 1, "account arguments");
         goto done;
     }
-    redisReply *rep = cx_redis_eval(r, &cx__account_script, 6, (int)a.n - 6,
+    redisReply *rep = cx_redis_eval(r, &cx__account_script, 7, (int)a.n - 7,
                                     (const char **)a.v, err);
     if (!rep) goto done;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 7) {

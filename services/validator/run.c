@@ -293,13 +293,15 @@ done:
  * what arrives until it is full or its window has passed. Once it holds
  * enough samples to keep the pool busy it takes only what has already
  * arrived: waiting longer would add latency, not throughput. */
-static size_t cx__collect(cx_consumer_t *c, const cx_vrun_conf_t *conf,
-                          cx_msg_t **msgs, size_t have) {
+static size_t cx__collect(cx_service_t *svc, cx_consumer_t *c,
+                          const cx_vrun_conf_t *conf, cx_msg_t **msgs,
+                          size_t have) {
     size_t n = have, samples = 0;
     double first = have ? cx_mono_ms() : 0;
     unsigned poll_fail = 0;
     while (n < conf->max_messages && samples < conf->batch_samples &&
            !cx_service_stopping()) {
+        cx_service_ready_when_assigned(svc, c);
         int wait = 500;
         if (n) {
             wait = (int)(first + conf->window_ms - cx_mono_ms());
@@ -341,7 +343,7 @@ int cx_validator_run(cx_service_t *svc, cx_validator_t *v,
         return -1;
     }
     while (!cx_service_stopping()) {
-        size_t n = cx__collect(c, conf, msgs, 0);
+        size_t n = cx__collect(svc, c, conf, msgs, 0);
         if (!n) continue;
         memset(done, 0, n * sizeof *done);
         for (unsigned attempt = 0;; attempt++) {

@@ -205,6 +205,14 @@ stk_port_ours() {
     ss -Hltnp "sport = :$port" 2>/dev/null | grep -q "pid=$pid,"
 }
 
+# NAME's /readyz answers 200: it has joined its consumer group (or made its
+# partition assignment) and consumes. Its port is the one it logged.
+stk_service_ready() {
+    local dir=$1 name=$2 port
+    port=$(sed -n 's/.*msg="http endpoint" port=\([0-9]*\).*/\1/p' "$dir/logs/$name.log" | head -1)
+    [ -n "$port" ] && curl -fsS -m 2 "http://127.0.0.1:$port/readyz" >/dev/null
+}
+
 stk_cxdev() {
     [ -x "$CX_BIN/cxdev" ] || stk_die "cxdev not found in $CX_BIN (build first: make build, or set CASCADE_BIN)"
     "$CX_BIN/cxdev" "$@"
@@ -298,6 +306,7 @@ cmd_start() {
     [ -f "$CX_KAFKA_LIBS/.complete" ] || stk_die "Kafka jars missing in $CX_KAFKA_LIBS (run scripts/deps.sh)"
     command -v redis-server >/dev/null || stk_die "redis-server not installed (run scripts/deps.sh)"
     command -v python3 >/dev/null || stk_die "python3 not installed (run scripts/deps.sh)"
+    command -v curl >/dev/null || stk_die "curl not installed (run scripts/deps.sh)"
     command -v ss >/dev/null || stk_die "ss (iproute2) not installed (run scripts/deps.sh)"
     [ "$s3" = 0 ] || stk_s3_check
     [ -x "$CX_BIN/cxdev" ] || stk_die "cxdev not found in $CX_BIN (build first: make build, or set CASCADE_BIN)"
@@ -371,6 +380,16 @@ EOF
                 stk_die "could not start $name"
             fi
         done
+        # Ready means consuming: a job submitted now does not wait for
+        # group joins (seconds on a fresh broker).
+        for name in "${names[@]}"; do
+            if ! stk_wait_ready "$dir" "$name" 120 stk_service_ready "$dir" "$name"; then
+                tail -n 20 "$dir/logs/$name.log" >&2 || true
+                cmd_stop "$dir"
+                stk_die "$name did not become ready; logs in $dir/logs"
+            fi
+        done
+        stk_log "services ready in $(awk -v a="$t0" -v b="$(stk_now)" 'BEGIN{printf "%.1f", b-a}')s"
     fi
     echo "$dir/env"
 }

@@ -70,6 +70,9 @@ int cx_consumer_poll(cx_consumer_t *c, int timeout_ms, cx_msg_t **out,
                      cx_err_t *err);
 /* The message's effect is durable: store its offset and free it. */
 void cx_consumer_done(cx_consumer_t *c, cx_msg_t *m);
+/* 1 once c has partitions to consume (its group joined, or its manual
+ * assignment made); thread-safe. */
+int cx_consumer_assigned(cx_consumer_t *c);
 /* Frees a message without storing its offset. */
 void cx_msg_free(cx_msg_t *m);
 /* Commits stored offsets, leaves the group, frees. NULL is fine. */

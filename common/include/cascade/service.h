@@ -23,6 +23,7 @@ typedef struct cx_service {
     cx_producer_t *producer;
     cx_redis_t *redis;
     cx_store_t *store;
+    int ready; /* /readyz says so (cx_service_ready_when_assigned) */
 } cx_service_t;
 
 enum {
@@ -67,5 +68,10 @@ typedef int (*cx_service_handler_fn)(cx_service_t *svc, void *ctx,
  * message in hand is then left unstored, so it is redelivered. */
 int cx_service_consume(cx_service_t *svc, cx_consumer_t *c,
                        cx_service_handler_fn fn, void *ctx);
+
+/* /readyz answers 200 from the first call that finds c assigned
+ * partitions: the service then consumes its input. Every consume loop
+ * calls it each turn; once ready it costs a load. */
+void cx_service_ready_when_assigned(cx_service_t *svc, cx_consumer_t *c);
 
 #endif
