@@ -11,11 +11,17 @@
 
 #define CX__QUAR_REDIS_RETRY_MS 3000
 
-/* KEYS: quarantine:<w> quarantined gatestats:<w>  ARGV: worker */
+/* KEYS: quarantine:<w> quarantined gatestats:<w> released:<w>
+ * ARGV: worker now_ms. The release time tells the validator to leave out
+ * batches staged before it (account.c): a quarantined worker's backlog
+ * still in flight must not quarantine it again. Kept a week. */
 static cx_redis_script_t cx__release_script = {.lua =
     "local was = redis.call('DEL', KEYS[1])\n"
     "redis.call('SREM', KEYS[2], ARGV[1])\n"
-    "if was == 1 then redis.call('DEL', KEYS[3]) end\n"
+    "if was == 1 then\n"
+    "  redis.call('DEL', KEYS[3])\n"
+    "  redis.call('SET', KEYS[4], ARGV[2], 'PX', 604800000)\n"
+    "end\n"
     "return was\n"};
 
 void cx_ctl_print_quarantine(FILE *out, const cx_ctl_quar_t *q, size_t n,
@@ -122,7 +128,7 @@ done:
 
 static int cx__release(cx_ctl_t *c, cx_redis_t *r, const char *worker) {
     cx_err_t err;
-    char k[3][CX_NAME_MAX + 32];
+    char k[4][CX_NAME_MAX + 32], now[24];
     if (cx_name_check("worker", worker, &err) < 0) {
         fprintf(c->errout, "cascadectl: %s\n", err.msg);
         return CX_CTL_USAGE;
@@ -130,8 +136,10 @@ static int cx__release(cx_ctl_t *c, cx_redis_t *r, const char *worker) {
     snprintf(k[0], sizeof k[0], "cx:quarantine:%s", worker);
     snprintf(k[1], sizeof k[1], "cx:quarantined");
     snprintf(k[2], sizeof k[2], "cx:gatestats:%s", worker);
-    const char *args[] = {k[0], k[1], k[2], worker};
-    redisReply *rep = cx_redis_eval(r, &cx__release_script, 3, 1, args, &err);
+    snprintf(k[3], sizeof k[3], "cx:released:%s", worker);
+    snprintf(now, sizeof now, "%" PRId64, cx_now_ms());
+    const char *args[] = {k[0], k[1], k[2], k[3], worker, now};
+    redisReply *rep = cx_redis_eval(r, &cx__release_script, 4, 2, args, &err);
     if (!rep) {
         fprintf(c->errout, "cascadectl: redis: %s\n", err.msg);
         return CX_CTL_INFRA;
