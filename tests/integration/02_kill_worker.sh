@@ -7,10 +7,9 @@ set -euo pipefail
 
 dir=$(cx_tmpdir 02_kill_worker)
 cx_stack_up "$dir" 3
-# The default 8 sampler steps: a unit of 16 still takes seconds under ASan,
-# and which units were cut short is read from the victim's log below, so
-# the kill needs no long units to land mid-unit.
-cx_job_file "$dir/job.yaml" kill-worker 300 "normal:0.4 effusion:0.35 nodule:0.25"
+# Steps so that a unit of 16 takes seconds (cx_kill_steps); which units
+# were cut short is read from the victim's log below.
+cx_job_file "$dir/job.yaml" kill-worker 300 "normal:0.4 effusion:0.35 nodule:0.25" "$(cx_kill_steps)"
 cx_ctl submit "$dir/job.yaml" >/dev/null
 
 # Units of the job that worker NAME's log says it started and never staged.

@@ -8,9 +8,9 @@ set -euo pipefail
 
 dir=$(cx_tmpdir 03_kill_services)
 cx_stack_up "$dir" 2
-# At the default 8 sampler steps generation is still the slowest stage, so
-# commits trickle in and each kill (at 60, 120, 180 of 360) lands mid-run.
-cx_job_file "$dir/job.yaml" kill-svc 360 "normal:0.4 effusion:0.35 nodule:0.25"
+# Generation stays the slowest stage (cx_kill_steps), so commits trickle
+# in and each kill (at 60, 120, 180 of 360) lands mid-run.
+cx_job_file "$dir/job.yaml" kill-svc 360 "normal:0.4 effusion:0.35 nodule:0.25" "$(cx_kill_steps)"
 cx_ctl submit "$dir/job.yaml" >/dev/null
 
 step=60

@@ -10,9 +10,9 @@ set -euo pipefail
 
 dir=$(cx_tmpdir 26_sched_restart)
 cx_stack_up "$dir" 2
-# The default 8 sampler steps: units still take seconds, so each kill
-# finds units leased and in flight.
-cx_job_file "$dir/job.yaml" sched-restart 360 "normal:0.4 effusion:0.35 nodule:0.25"
+# Units take seconds (cx_kill_steps), so each kill finds units leased and
+# in flight.
+cx_job_file "$dir/job.yaml" sched-restart 360 "normal:0.4 effusion:0.35 nodule:0.25" "$(cx_kill_steps)"
 cx_ctl submit "$dir/job.yaml" >/dev/null
 
 rebuilds() { grep -c 'index rebuilt' "$CX_STACK_DIR/logs/scheduler.log" || true; }

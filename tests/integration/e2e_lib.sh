@@ -24,6 +24,17 @@ cx_job_file() {
     } >"$path"
 }
 
+# Sampler steps for scenarios that kill services mid-run: enough that the
+# job still runs when the kills land. A sanitized build generates about
+# ten times slower, so it needs fewer steps for the same run time.
+cx_kill_steps() {
+    if ldd "$CASCADE_BIN/cascade-gpu-worker" 2>/dev/null | grep -q libasan; then
+        echo 8
+    else
+        echo 48
+    fi
+}
+
 cx_job_state() { cx_rcli HGET "cx:job:$1" state; }
 
 cx_committed_total() {
