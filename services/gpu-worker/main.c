@@ -50,8 +50,8 @@ static const cx_conf_entry_t table[] = {
      "silent worker's units after it)",
      offsetof(conf_t, alive_ttl_ms)},
     {"png_level", CX_CONF_INT, "0", 0, 9,
-     "zlib level of staged PNGs (0 = stored: bench_e2e measured 27.3 vs "
-     "21.1 samples/s end to end against level 1 huffman on 2 cores, for "
+     "zlib level of staged PNGs (0 = stored: bench_e2e measured 63-65 vs "
+     "49 samples/s end to end against level 1 huffman on 2 cores, for "
      "22% more bytes; raise it where storage costs more than CPU)",
      offsetof(conf_t, png_level)},
     {"png_strategy", CX_CONF_STR, "huffman", 0, 0,
