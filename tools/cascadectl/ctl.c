@@ -145,14 +145,16 @@ static void fmt_time(char *buf, size_t size, int64_t ms) {
 
 static double pct(uint64_t a, uint64_t b) { return b ? 100.0 * (double)a / (double)b : 0; }
 
-/* Where a committed sample's time went (thread-ms per sample for the
- * worker's phases, wall ms per unit for the later stages). */
+/* Where a committed sample's time went: per sample, the worker's batch
+ * generation (wall time of a batch over its samples; the plug-in spreads
+ * it over its threads) and its encode/write (thread-ms on the pool); wall
+ * ms per unit for the later stages. */
 static void print_timing(FILE *out, const cx_jobtiming_t *t) {
     if (!t->units || !t->samples) return;
     double n = (double)t->samples, u = (double)t->units;
     fprintf(out,
-            "time per sample (thread-ms): generate %.1f  encode %.1f  "
-            "write %.1f\n",
+            "time per sample (ms): generate %.1f wall  encode %.1f  "
+            "write %.1f thread-ms\n",
             t->generate_ms / n, t->encode_ms / n, t->write_ms / n);
     fprintf(out,
             "time per unit (ms): load %.1f  validate %.1f  commit %.1f  "
