@@ -43,6 +43,14 @@ static void *stager_main(void *arg) {
     return NULL;
 }
 
+static void stager_free(cx_stager_t *s) {
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->work);
+    pthread_cond_destroy(&s->room);
+    pthread_cond_destroy(&s->idle);
+    free(s);
+}
+
 cx_stager_t *cx_stager_new(size_t cap, cx_err_t *err) {
     cx_stager_t *s = calloc(1, sizeof *s);
     if (!s) {
@@ -56,11 +64,7 @@ cx_stager_t *cx_stager_new(size_t cap, cx_err_t *err) {
     pthread_cond_init(&s->idle, NULL);
     if (pthread_create(&s->tid, NULL, stager_main, s) != 0) {
         cx_err_set(err, CX_ENOMEM, 0, "stager: cannot start its thread");
-        pthread_mutex_destroy(&s->lock);
-        pthread_cond_destroy(&s->work);
-        pthread_cond_destroy(&s->room);
-        pthread_cond_destroy(&s->idle);
-        free(s);
+        stager_free(s);
         return NULL;
     }
     return s;
@@ -73,11 +77,7 @@ void cx_stager_destroy(cx_stager_t *s) {
     pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->tid, NULL);
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->work);
-    pthread_cond_destroy(&s->room);
-    pthread_cond_destroy(&s->idle);
-    free(s);
+    stager_free(s);
 }
 
 void cx_stager_push(cx_stager_t *s, cx_stager_fn fn, void *ctx) {

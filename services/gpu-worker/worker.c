@@ -286,7 +286,7 @@ done:
 typedef struct stage_job {
     unit_run_t *r;
     size_t base;
-    const uint16_t *pre;
+    uint16_t *pre; /* freed once staged */
 } stage_job_t;
 
 static void sample_task(void *ctx, size_t t) {
@@ -447,33 +447,32 @@ typedef struct batch_task {
     cx_pool_t *pool;
     stage_job_t job;
     size_t n;
-    uint16_t *px;
 } batch_task_t;
+
+static void stage_batch(cx_pool_t *pool, stage_job_t *job, size_t n) {
+    cx_pool_for(pool, n, sample_task, job);
+    free(job->pre);
+}
 
 static void batch_task_run(void *ctx) {
     batch_task_t *b = ctx;
-    cx_pool_for(b->pool, b->n, sample_task, &b->job);
-    free(b->px);
+    stage_batch(b->pool, &b->job, b->n);
     free(b);
 }
 
 /* Queues the staging of samples base .. base + n - 1; px is handed over.
- * Staged inline, in order, when no task can be allocated. */
+ * Without memory for the task it is staged here, after what is queued. */
 static void push_batch(cx_worker_t *w, unit_run_t *r, size_t base, size_t n,
                        uint16_t *px) {
+    stage_job_t job = {r, base, px};
     batch_task_t *b = malloc(sizeof *b);
-    batch_task_t local;
     if (!b) {
         cx_stager_drain(w->stager);
-        b = &local;
+        stage_batch(w->pool, &job, n);
+        return;
     }
-    *b = (batch_task_t){w->pool, {r, base, px}, n, px};
-    if (b == &local) {
-        cx_pool_for(b->pool, n, sample_task, &b->job);
-        free(px);
-    } else {
-        cx_stager_push(w->stager, batch_task_run, b);
-    }
+    *b = (batch_task_t){w->pool, job, n};
+    cx_stager_push(w->stager, batch_task_run, b);
 }
 
 /* Batches of max_batch generated on this thread (the plug-in spreads a
